@@ -1,0 +1,1 @@
+"""The ``ws`` command line (click). Entry point: :func:`ws.cli.main.main`."""

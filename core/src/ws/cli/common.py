@@ -1,0 +1,90 @@
+"""Shared pieces of every ``ws`` command: how a command gets its Context, ``--json``, JSON output."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from ws.context import Context
+    from ws.plugins import PluginManager
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliState:
+    """What the global options said; the Context is built from it on first use, so ``--help`` and
+    commands that need no configuration never load it."""
+
+    config_path: Path | None = None
+    extra_plugins: list[tuple[str, object]] = field(default_factory=list)
+    """In-process plugins to register besides the entry points (tests, embedding)."""
+    _plugins: PluginManager | None = field(default=None, repr=False)
+    _context: Context | None = field(default=None, repr=False)
+
+    def plugins(self) -> PluginManager:
+        if self._plugins is None:
+            from ws.plugins import PluginManager
+
+            self._plugins = PluginManager().load(self.extra_plugins)
+        return self._plugins
+
+    def context(self) -> Context:
+        if self._context is None:
+            from ws.context import load_context
+
+            self._context = load_context(self.config_path, self.plugins())
+        return self._context
+
+
+def pass_ws_context(function: F) -> F:
+    """Decorator: call the command with the loaded :class:`ws.context.Context` as first argument."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        state = click.get_current_context().find_object(CliState) or CliState()
+        return function(state.context(), *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+
+
+def print_json(data: Any) -> None:
+    """Stable, indented JSON on stdout (dataclasses, paths, enums and addresses are converted)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    import dataclasses
+    import enum
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def workspace_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of workspace names from the configuration (silent when it cannot be read)."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        state = CliState(config_path=ctx.find_root().params.get("config_path"))  # callbacks do not run here
+        names = state.context().config.workspaces
+    except Exception:  # noqa: BLE001 - completion must never print errors into the shell
+        return []
+    return [CompletionItem(name) for name in sorted(names) if name.startswith(incomplete)]

@@ -1,0 +1,125 @@
+"""The ``ws`` group: global options, lazy plugin commands, and errors turned into exit statuses.
+
+Exit statuses: 0 success, 1 operation failed, 2 usage or configuration error, 3 needed plugin missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ws import __version__
+from ws.cli.common import CliState
+
+CORE_COMMANDS = {
+    "up": "ws.cli.workspace_cmd:up",
+    "down": "ws.cli.workspace_cmd:down",
+    "start": "ws.cli.workspace_cmd:start",
+    "stop": "ws.cli.workspace_cmd:stop",
+    "restart": "ws.cli.workspace_cmd:restart",
+    "destroy": "ws.cli.workspace_cmd:destroy",
+    "list": "ws.cli.workspace_cmd:list_workspaces",
+    "status": "ws.cli.workspace_cmd:status",
+    "exec": "ws.cli.access_cmd:exec_command",
+    "ssh": "ws.cli.access_cmd:ssh",
+    "logs": "ws.cli.access_cmd:logs",
+    "config": "ws.cli.config_cmd:config",
+    "plugins": "ws.cli.plugins_cmd:plugins",
+    "doctor": "ws.cli.doctor_cmd:doctor",
+}
+"""Core commands, imported only when used so ``ws --help`` stays fast."""
+
+CORE_HELP = {
+    "up": "Bring workspaces up (create and start them).",
+    "down": "Stop workspaces; their host folders stay.",
+    "start": "Start one workspace (same as up NAME).",
+    "stop": "Stop one workspace (same as down NAME).",
+    "restart": "Re-create and start one workspace.",
+    "destroy": "Remove a workspace's instance and images (--purge: its folders too).",
+    "list": "List the configured workspaces and their state.",
+    "status": "Show one workspace's real state.",
+    "exec": "Run a command in a workspace.",
+    "ssh": "Open an SSH session to a workspace.",
+    "logs": "Show a workspace's console or journal log.",
+    "config": "Check or show the configuration.",
+    "plugins": "List the loaded plugins.",
+    "doctor": "Check the host for what ws and its plugins need.",
+}
+
+
+class WsGroup(click.Group):
+    """Loads core commands lazily, adds plugin commands on first listing, and maps WsError to exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands(ctx)
+        return sorted({*CORE_COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in CORE_COMMANDS and name not in self.commands:
+            module, attr = CORE_COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        if name not in self.commands:
+            self._add_plugin_commands(ctx)
+        return self.commands.get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Help text without importing every command module."""
+        self._add_plugin_commands(ctx)
+        rows = [(name, CORE_HELP[name]) for name in CORE_COMMANDS]
+        rows += [(name, cmd.get_short_help_str(60)) for name, cmd in self.commands.items() if name not in CORE_HELP]
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
+
+    def _add_plugin_commands(self, ctx: click.Context) -> None:
+        state = ctx.ensure_object(CliState)
+        if getattr(self, "_plugin_commands_added", False):
+            return
+        self._plugin_commands_added = True
+        state.plugins().call_all("ws_register_commands", cli=self)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ws.errors import WsError
+
+        try:
+            return super().invoke(ctx)
+        except WsError as exc:
+            click.echo(f"ws: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=WsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Configuration file. Default: $WS_CONFIG, else /etc/ws/ws.toml, else the embedded default.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (repeatable).")
+@click.option("-q", "--quiet", count=True, help="Less log output on stderr.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    default="auto",
+    show_default=True,
+    help="Log format on stderr: console on a terminal, JSON lines otherwise.",
+)
+@click.version_option(__version__, "--version", prog_name="ws")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, verbose: int, quiet: int, log_format: str) -> None:
+    """ws: isolated, reproducible workspaces on one Linux host.
+
+    Workspaces are declared in a TOML file (see `ws config show`); each one runs on the backend plugin
+    that provides its type (Incus, systemd-nspawn, microVM) and joins the sandbox network.
+    """
+    from ws.log import configure
+
+    state = ctx.ensure_object(CliState)
+    state.config_path = config_path
+    configure(verbose - quiet, log_format)
+
+
+def main() -> None:
+    cli(prog_name="ws")

@@ -1,0 +1,9 @@
+"""Declarative configuration: reading ws.toml, validating it, and resolving every workspace.
+
+``load_config`` is the one entry point; the model is in :mod:`ws.config.model`, cross-field rules and
+derived identities in :mod:`ws.config.resolve`.
+"""
+
+from ws.config.loader import Config, load_config
+
+__all__ = ["Config", "load_config"]

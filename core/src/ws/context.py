@@ -1,0 +1,66 @@
+"""The Context handed to commands and hooks: configuration, plugins, state and locks in one place."""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ws import locking
+from ws.config import Config, load_config
+from ws.errors import UsageError
+from ws.log import get_logger
+from ws.plugins import PluginManager
+from ws.types import NetworkAttachment, ProvisionFile, Workspace
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """Where ws keeps its state (``state_dir`` of the configuration)."""
+
+    root: Path
+
+
+@dataclass
+class Context:
+    config: Config
+    plugins: PluginManager
+    state: StateDir
+    log: Any
+
+    def workspace(self, name: str) -> Workspace:
+        """The resolved workspace ``name`` or a usage error listing the configured ones."""
+        try:
+            return self.config.workspaces[name]
+        except KeyError:
+            known = ", ".join(sorted(self.config.workspaces)) or "none"
+            raise UsageError(f"no workspace {name!r} in {self.config.source} (configured: {known})") from None
+
+    def lock(self, kind: str, name: str, timeout: float = locking.DEFAULT_TIMEOUT) -> AbstractContextManager[None]:
+        """Exclusive flock of one resource (``workspace``, ``image``, ``network``, ``backend``)."""
+        return locking.lock(self.state.root, kind, name, timeout=timeout)
+
+    def backend(self, hook: str, workspace: Workspace, **kwargs: Any) -> Any:
+        """Call a backend hook on the one plugin providing ``workspace.type``."""
+        return self.plugins.call_backend(hook, workspace.type, workspace=workspace, ctx=self, **kwargs)
+
+    def attach_network(self, workspace: Workspace) -> NetworkAttachment:
+        """Ask the plugin owning the workspace's network to bring it up and say where to plug in."""
+        return self.plugins.call_network("ws_network_attach", workspace.network, workspace=workspace, ctx=self)
+
+    def provisioning(self, workspace: Workspace, attachment: NetworkAttachment) -> list[ProvisionFile]:
+        """Every plugin's contribution to the workspace's guest provisioning bundle, core's first."""
+        files: list[ProvisionFile] = []
+        for contribution in self.plugins.call_all(
+            "ws_provision_files", workspace=workspace, attachment=attachment, ctx=self
+        ):
+            files.extend(contribution or ())
+        return files
+
+
+def load_context(config_path: Path | None, plugins: PluginManager, environ: dict[str, str] | None = None) -> Context:
+    """Load the configuration (validated with the help of the loaded plugins) into a Context."""
+    config = load_config(config_path, plugins, os.environ if environ is None else environ)
+    return Context(config=config, plugins=plugins, state=StateDir(config.core.state_dir), log=get_logger())

@@ -1,0 +1,88 @@
+"""ws's state directory: per-workspace host folders, address leases, lock files.
+
+Layout under ``state_dir`` (default /var/lib/ws)::
+
+    workspaces/NAME/workspace       the shared work folder (owned by the login user)
+    workspaces/NAME/ssh-host-keys/  the workspace's SSH host key (root only; mounted read-only)
+    workspaces/NAME/agent/          the agent's config folder (owned by the login user, 0700)
+    leases.json                     auto-assigned addresses, so they stay stable
+    locks/                          flock files (see ws.locking)
+
+Only ws writes here, and it removes only what it created.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ws.types import WorkspacePaths
+
+LEASES_FILE = "leases.json"
+
+
+def workspace_paths(state_dir: Path, name: str) -> WorkspacePaths:
+    root = state_dir / "workspaces" / name
+    return WorkspacePaths(
+        root=root, work=root / "workspace", ssh_host_keys=root / "ssh-host-keys", agent=root / "agent"
+    )
+
+
+def ensure_workspace_dirs(paths: WorkspacePaths, uid: int, gid: int) -> None:
+    """Create the host folders with their owners and modes; fix modes of existing ones, keep contents.
+
+    The work and agent folders belong to the login user (files shared with the guest get the right owner);
+    the host key folder stays root's and private because it holds a private key.
+    """
+    _make_dir(paths.root.parent, 0o755)
+    _make_dir(paths.root, 0o755)
+    _make_dir(paths.ssh_host_keys, 0o700)
+    _make_dir(paths.work, 0o755, uid, gid)
+    _make_dir(paths.agent, 0o700, uid, gid)
+
+
+def remove_workspace_dirs(paths: WorkspacePaths) -> None:
+    """``destroy --purge``: the workspace's host folders and nothing else."""
+    if paths.root.exists():
+        shutil.rmtree(paths.root)
+
+
+def _make_dir(path: Path, mode: int, uid: int | None = None, gid: int | None = None) -> None:
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    os.chmod(path, mode)
+    if uid is not None and os.geteuid() == 0:
+        os.chown(path, uid, gid if gid is not None else uid)
+
+
+def read_leases(state_dir: Path) -> dict[str, ipaddress.IPv4Address]:
+    """Addresses handed out earlier; an unreadable or broken file means no leases (never fatal)."""
+    try:
+        raw = json.loads((state_dir / LEASES_FILE).read_text())
+        return {str(name): ipaddress.IPv4Address(ip) for name, ip in raw.items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def write_leases(state_dir: Path, leases: dict[str, str]) -> None:
+    """Record the addresses of the current workspaces (atomically: a crash leaves the old file)."""
+    atomic_write(state_dir / LEASES_FILE, (json.dumps(leases, indent=2, sort_keys=True) + "\n").encode(), 0o644)
+
+
+def atomic_write(path: Path, content: bytes, mode: int) -> None:
+    """Write via a temporary file in the same folder, fsync, rename: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(content)
+            file.flush()
+            os.fchmod(file.fileno(), mode)
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
