@@ -61,6 +61,8 @@ def deliver_to_rootfs(bundle: Bundle, rootfs: Path, *, chown: bool = True) -> No
     """Write every file into ``rootfs`` with its mode (and owner unless ``chown`` is false, which only
     tests running without root use). Missing parent folders are created root-owned, mode 755."""
     rootfs = Path(rootfs).resolve()
+    if not rootfs.is_dir():
+        raise WsError(f"cannot provision {rootfs}: it is not a root file system folder")
     for path, content, mode, uid, gid in iter_files(bundle, IdMap.from_rootfs(rootfs)):
         parent = _resolve_dir(rootfs, Path(path).parent)
         name = Path(path).name

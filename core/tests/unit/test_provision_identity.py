@@ -1,0 +1,136 @@
+"""The workspace's SSH host key and the login user: generated/resolved once, and never a host secret."""
+
+from __future__ import annotations
+
+import json
+import pwd
+import subprocess
+from pathlib import Path
+
+import pytest
+from ws.config.model import CoreConfig, UserConfig
+from ws.errors import WsError
+from ws.provision import build_bundle, ensure_host_key, resolve_login_user
+from ws.types import NetworkAttachment, Workspace, WorkspacePaths
+
+PUB_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVzZXIta2V5LWEtZm9yLXdzLXRlc3RzLTAwMDAwMDAw a@host"
+PUB_B = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCtest b@host"
+
+
+def test_host_key_generated_once_and_kept(tmp_path):
+    keys = tmp_path / "ssh-host-keys"
+    public = ensure_host_key(keys)
+    private = keys / "ssh_host_ed25519_key"
+    assert public.startswith("ssh-ed25519 AAAA")
+    assert private.stat().st_mode & 0o777 == 0o600
+    assert (keys / "ssh_host_ed25519_key.pub").stat().st_mode & 0o777 == 0o644
+    assert (keys / "ssh_host_ed25519_key.pub").read_text() == public + "\n"
+    assert private.read_bytes().startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(private)], capture_output=True, text=True, check=True)
+    assert derived.stdout.split()[:2] == public.split()
+    before = private.read_bytes()
+    (keys / "ssh_host_ed25519_key.pub").unlink()
+    assert ensure_host_key(keys) == public
+    assert private.read_bytes() == before
+    assert (keys / "ssh_host_ed25519_key.pub").read_text() == public + "\n"
+
+
+def test_pinned_host_key_must_match_the_private_key(tmp_path):
+    keys = tmp_path / "keys"
+    public = ensure_host_key(keys)
+    assert ensure_host_key(keys, pinned=public + " pinned-comment") == public
+    other = ensure_host_key(tmp_path / "other")
+    with pytest.raises(WsError, match="pinned host_key does not match the private key"):
+        ensure_host_key(keys, pinned=other)
+    with pytest.raises(WsError, match="host_key is pinned but there is no private key"):
+        ensure_host_key(tmp_path / "empty", pinned=public)
+    assert not (tmp_path / "empty" / "ssh_host_ed25519_key").exists()
+
+
+def test_host_key_readable_by_others_is_refused(tmp_path):
+    ensure_host_key(tmp_path)
+    (tmp_path / "ssh_host_ed25519_key").chmod(0o644)
+    with pytest.raises(WsError, match="readable by others"):
+        ensure_host_key(tmp_path)
+
+
+def _account(table: dict[str, tuple[int, int, str]]):
+    def lookup(name: str):
+        if name not in table:
+            return None
+        uid, gid, home = table[name]
+        return pwd.struct_passwd((name, "x", uid, gid, "", home, "/bin/sh"))
+
+    return lookup
+
+
+def _home_with_keys(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh/id_ed25519.pub").write_text(PUB_A + "\n")
+    (home / ".ssh/id_rsa.pub").write_text(PUB_B + "\n")
+    (home / ".ssh/id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nPRIVATE-SECRET\n")
+    (home / ".ssh/oops.pub").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nPRIVATE-SECRET\n")
+    return home
+
+
+def test_login_user_from_sudo(tmp_path):
+    home = _home_with_keys(tmp_path)
+    environ = {"SUDO_USER": "alice", "SUDO_UID": "1500", "SUDO_GID": "1501", "HOME": "/root"}
+    user = resolve_login_user(UserConfig(), environ, account=_account({"alice": (1500, 1501, str(home))}), euid=0)
+    assert (user.name, user.uid, user.gid, user.home) == ("alice", 1500, 1501, "/home/alice")
+    assert user.authorized_keys == (PUB_A, PUB_B)
+    assert user.workspace_dir == "/home/alice/workspace"
+
+
+def test_login_user_plain_root_is_dev_1000_with_roots_public_keys(tmp_path):
+    home = _home_with_keys(tmp_path)
+    user = resolve_login_user(UserConfig(), {"HOME": str(home), "USER": "root"}, account=_account({}), euid=0)
+    assert (user.name, user.uid, user.gid, user.home) == ("dev", 1000, 1000, "/home/dev")
+    assert user.authorized_keys == (PUB_A, PUB_B)
+
+
+def test_login_user_config_wins(tmp_path):
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(f"# team keys\n{PUB_B}\n\n")
+    config = UserConfig(name="bob", uid=2000, gid=2001, authorized_keys_file=keys_file)
+    environ = {"SUDO_USER": "alice", "SUDO_UID": "1500", "SUDO_GID": "1501"}
+    user = resolve_login_user(config, environ, account=_account({"bob": (7, 7, "/x")}), euid=0)
+    assert (user.name, user.uid, user.gid, user.authorized_keys) == ("bob", 2000, 2001, (PUB_B,))
+    named = resolve_login_user(UserConfig(name="carol"), {}, account=_account({"carol": (3000, 3001, "/h")}), euid=0)
+    assert (named.uid, named.gid) == (3000, 3001)
+
+
+def test_private_key_in_authorized_keys_is_refused(tmp_path):
+    config = UserConfig(authorized_keys=["-----BEGIN OPENSSH PRIVATE KEY-----"])
+    with pytest.raises(WsError, match="not an SSH public key"):
+        resolve_login_user(config, {}, account=_account({}), euid=0)
+
+
+def test_bundle_carries_no_host_credentials(tmp_path):
+    """A host full of secrets (agent login, SSH private keys, netrc): none of it reaches the bundle."""
+    home = _home_with_keys(tmp_path)
+    (home / ".claude").mkdir()
+    (home / ".claude/.credentials.json").write_text('{"token": "CLAUDE-SECRET"}')
+    (home / ".claude.json").write_text('{"oauthAccount": "CLAUDE-ACCOUNT-SECRET"}')
+    (home / ".netrc").write_text("machine x login y password NETRC-SECRET\n")
+    (home / ".netrc").chmod(0o600)
+    nix_conf = tmp_path / "nix.conf"
+    nix_conf.write_text(f"substituters = https://c.example\nnetrc-file = {home / '.netrc'}\n")
+    user = resolve_login_user(UserConfig(), {"HOME": str(home)}, account=_account({}), euid=0)
+    paths = WorkspacePaths(tmp_path, tmp_path / "w", tmp_path / "k", tmp_path / "a")
+    workspace = Workspace(
+        "dev", "nspawn", "192.168.83.50", 24, "02:00:00:00:00:02", "workspace-dev", "ve-dev", "workspace-dev",
+        "sandbox", "debian-bookworm", False, None, None, None, None, (), paths,
+    )  # fmt: skip
+    attachment = NetworkAttachment("sandbox", "sandbox-br", "192.168.83.1", ("192.168.83.1",), 24)
+    bundle = build_bundle(workspace, attachment, CoreConfig(), user, host_nix_conf=nix_conf)
+
+    everything = b"".join(item.content for item in bundle.files) + json.dumps(bundle.to_dict()).encode()
+    for secret in (b"PRIVATE-SECRET", b"CLAUDE-SECRET", b"CLAUDE-ACCOUNT-SECRET", b"NETRC-SECRET", b"PRIVATE KEY"):
+        assert secret not in everything
+    mounted = {m.host_path for m in bundle.mounts}
+    assert mounted == {tmp_path / "w", tmp_path / "k", tmp_path / "a", home / ".netrc"}
+    assert all(not str(m.host_path).startswith(str(home / ".claude")) for m in bundle.mounts)
+    assert next(m for m in bundle.mounts if m.host_path == home / ".netrc").read_only
+    assert PUB_A.encode() in everything
