@@ -1,0 +1,95 @@
+"""``ws network up|down|status``: the host side of the sandbox network, by hand.
+
+``ws up`` brings the network up on its own; these commands are for setting the host up ahead of time,
+inspecting it and removing everything ws created.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ws.cli.access_cmd import KNOWN_HOSTS
+from ws.cli.common import json_option, pass_ws_context, print_json
+
+if TYPE_CHECKING:
+    from ws.context import Context
+
+
+@click.group()
+def network() -> None:
+    """The sandbox network: bridge, NAT and firewall table, DNS forwarder, host files."""
+
+
+@network.command()
+@json_option
+@pass_ws_context
+def up(ctx: Context, as_json: bool) -> None:
+    """Create or repair the sandbox network; changes nothing when it is already up as configured."""
+    from ws.network import hostfiles, sandbox
+
+    net = ctx.config.core.network
+    with ctx.lock("network", net.bridge):
+        result = sandbox.ensure_up(net, ctx.state.root, ctx.log)
+        entries = hostfiles.entries_for(ctx.config.workspaces.values())
+        changes = [*result.changes, *hostfiles.sync_host_files(entries, known_hosts=_known_hosts(ctx))]
+    if as_json:
+        print_json({"bridge": net.bridge, "changes": changes, "already_up": not changes})
+    elif changes:
+        click.echo(f"sandbox network on {net.bridge} is up ({len(changes)} changes):")
+        for change in changes:
+            click.echo(f"  {change}")
+    else:
+        click.echo(f"sandbox network on {net.bridge} is already up (no changes)")
+
+
+@network.command()
+@json_option
+@pass_ws_context
+def down(ctx: Context, as_json: bool) -> None:
+    """Remove everything `ws network up` created (running workspaces lose their network)."""
+    from ws.network import hostfiles, sandbox
+
+    net = ctx.config.core.network
+    with ctx.lock("network", net.bridge):
+        changes = sandbox.down(net, ctx.state.root, ctx.log)
+        changes += hostfiles.remove_host_files(known_hosts=_known_hosts(ctx))
+    if as_json:
+        print_json({"bridge": net.bridge, "changes": changes})
+    elif changes:
+        click.echo(f"sandbox network on {net.bridge} is down ({len(changes)} changes):")
+        for change in changes:
+            click.echo(f"  {change}")
+    else:
+        click.echo(f"sandbox network on {net.bridge} was not up (no changes)")
+
+
+@network.command()
+@json_option
+@pass_ws_context
+def status(ctx: Context, as_json: bool) -> None:
+    """Show the bridge, forwarding, firewall table, DNS forwarder and upstream as the kernel reports them."""
+    from ws.network import sandbox
+
+    report = sandbox.status(ctx.config.core.network, ctx.state.root)
+    if as_json:
+        print_json(report)
+        return
+    br, fw, dns, upstream = report["bridge"], report["firewall"], report["dns"], report["upstream"]
+    click.echo(f"sandbox network: {'up' if report['up'] else 'NOT up (run: ws network up)'}")
+    state = "absent" if not br["exists"] else f"{'up' if br['up'] else 'down'} {', '.join(br['addresses']) or '-'}"
+    click.echo(f"  bridge     {br['name']}: {state} (expected {report['expected_address']})")
+    click.echo(f"  forwarding {'on' if report['forwarding'] else 'off'}")
+    table = f"{fw['rules']} rules{'' if fw['current'] else ', NOT current'}" if fw["present"] else "absent"
+    click.echo(f"  firewall   {fw['table']}: {table}")
+    running = f"pid {dns['pid']}" if dns["running"] else "not running"
+    click.echo(
+        f"  dns        dnsmasq {running} on {dns['listen_address']}:53 -> {', '.join(dns['upstream_servers']) or '-'}"
+    )
+    click.echo(f"  upstream   {upstream['interface'] or upstream['error']} ({upstream['source']})")
+
+
+def _known_hosts(ctx: Context) -> Path:
+    return ctx.state.root.joinpath(*KNOWN_HOSTS)

@@ -1,0 +1,218 @@
+"""Host files ws writes for its workspaces: a managed block in /etc/hosts, ws's own known_hosts file and a
+NetworkManager drop-in.
+
+In files shared with others (/etc/hosts) ws owns only the lines between its marker comments; every other
+byte stays as it was. Files are replaced atomically (temporary file in the same folder, fsync, rename)
+with the original's mode and owner, so a crash never leaves a half-written /etc/hosts. Every path is a
+parameter so the logic is testable on temporary files.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ws.errors import WsError
+from ws.provision.hostkey import PUBLIC_NAME
+
+BEGIN = b"# BEGIN ws managed block"
+END = b"# END ws managed block"
+BLOCK_NOTE = "# Written by ws; changes inside this block are overwritten."
+
+HOSTS = Path("/etc/hosts")
+NETWORKMANAGER = Path("/etc/NetworkManager")
+NM_HEADER = "# Managed by ws: NetworkManager leaves the sandbox bridge and workspace interfaces alone.\n"
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    """One workspace as the host's name resolution and SSH see it."""
+
+    hostname: str
+    ip: str
+    host_key: str | None = None
+    """``ssh-ed25519 AAAA...`` (comment allowed), or None while no key exists yet."""
+
+
+def entries_for(workspaces: Iterable) -> list[HostEntry]:
+    """HostEntry for each :class:`ws.types.Workspace`: the pinned host key, else the key ws generated in
+    the workspace's ``ssh-host-keys`` folder (if it exists yet)."""
+    result = []
+    for ws in workspaces:
+        key = ws.host_key
+        if key is None:
+            generated = ws.paths.ssh_host_keys / PUBLIC_NAME
+            key = generated.read_text().strip() if generated.is_file() else None
+        result.append(HostEntry(hostname=ws.hostname, ip=ws.ip, host_key=key))
+    return result
+
+
+def hosts_lines(entries: Iterable[HostEntry]) -> list[str]:
+    return [f"{entry.ip} {entry.hostname}" for entry in sorted(entries, key=lambda e: e.hostname)]
+
+
+def known_hosts_text(entries: Iterable[HostEntry]) -> str:
+    """known_hosts lines binding each key to both the workspace's name and its address (no comments)."""
+    lines = []
+    for entry in sorted(entries, key=lambda e: e.hostname):
+        if entry.host_key:
+            key_type, key_data = entry.host_key.split()[:2]
+            lines.append(f"{entry.hostname},{entry.ip} {key_type} {key_data}")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def replace_block(text: bytes, lines: list[str]) -> bytes:
+    """``text`` with ws's block holding ``lines`` (appended if absent; removed when ``lines`` is empty).
+
+    Bytes outside the block are kept exactly; a file without a final newline gains one before a new block.
+    """
+    start, end = _find_block(text)
+    block = b""
+    if lines:
+        body = "".join(f"{line}\n" for line in [BLOCK_NOTE, *lines]).encode()
+        block = BEGIN + b"\n" + body + END + b"\n"
+    if start is None:
+        if not block:
+            return text
+        separator = b"\n" if text and not text.endswith(b"\n") else b""
+        return text + separator + block
+    return text[:start] + block + text[end:]
+
+
+def _find_block(text: bytes) -> tuple[int | None, int]:
+    """(start, end) byte offsets of the block including its marker lines, or (None, 0)."""
+    lines = text.splitlines(keepends=True)
+    offset, start = 0, None
+    for line in lines:
+        stripped = line.rstrip(b"\r\n")
+        if stripped == BEGIN:
+            if start is not None:
+                raise WsError(f"two '{BEGIN.decode()}' lines without an end marker; fix the file by hand")
+            start = offset
+        elif stripped == END and start is not None:
+            return start, offset + len(line)
+        offset += len(line)
+    if start is not None:
+        raise WsError(f"'{BEGIN.decode()}' without '{END.decode()}'; fix the file by hand")
+    return None, 0
+
+
+def sync_block(path: Path, lines: list[str]) -> bool:
+    """Make ws's block in ``path`` hold ``lines``; True when the file changed."""
+    try:
+        old = path.read_bytes()
+    except FileNotFoundError:
+        old = b""
+    new = replace_block(old, lines)
+    if new == old:
+        return False
+    write_atomic(path, new, mode=0o644)
+    return True
+
+
+def sync_file(path: Path, text: str, mode: int = 0o644) -> bool:
+    """Make a file that ws owns entirely hold ``text``; True when it changed."""
+    data = text.encode()
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data, mode=mode)
+    return True
+
+
+def sync_host_files(entries: list[HostEntry], hosts: Path = HOSTS, known_hosts: Path | None = None) -> list[str]:
+    """Bring /etc/hosts' block and ws's known_hosts file in line with ``entries``; returns what changed."""
+    changes = []
+    if sync_block(hosts, hosts_lines(entries)):
+        changes.append(f"updated ws block in {hosts}")
+    text = known_hosts_text(entries)
+    if known_hosts is not None and (text or known_hosts.exists()) and sync_file(known_hosts, text):
+        changes.append(f"wrote {known_hosts}")
+    return changes
+
+
+def remove_host_files(hosts: Path = HOSTS, known_hosts: Path | None = None) -> list[str]:
+    """Drop ws's block from /etc/hosts and delete ws's known_hosts file."""
+    changes = []
+    if hosts.exists() and sync_block(hosts, []):
+        changes.append(f"removed ws block from {hosts}")
+    if known_hosts is not None and known_hosts.exists():
+        known_hosts.unlink()
+        changes.append(f"removed {known_hosts}")
+        if not any(known_hosts.parent.iterdir()):
+            known_hosts.parent.rmdir()
+    return changes
+
+
+def networkmanager_text(bridge: str) -> str:
+    devices = ";".join(f"interface-name:{name}" for name in (bridge, "vm-*", "ve-*", "veth*"))
+    return f"{NM_HEADER}[keyfile]\nunmanaged-devices={devices}\n"
+
+
+def sync_networkmanager(bridge: str, nm_dir: Path = NETWORKMANAGER) -> list[str]:
+    """Write the drop-in that keeps NetworkManager off ws's interfaces, only where NetworkManager is
+    installed. NetworkManager reads it at its next start or ``nmcli general reload conf``."""
+    if not nm_dir.is_dir():
+        return []
+    path = nm_dir / "conf.d" / "ws.conf"
+    return [f"wrote {path}"] if sync_file(path, networkmanager_text(bridge)) else []
+
+
+def remove_networkmanager(nm_dir: Path = NETWORKMANAGER) -> list[str]:
+    """Delete the drop-in if it is ws's (starts with ws's header)."""
+    path = nm_dir / "conf.d" / "ws.conf"
+    try:
+        if not path.read_text().startswith(NM_HEADER):
+            return []
+    except FileNotFoundError:
+        return []
+    path.unlink()
+    return [f"removed {path}"]
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix.
+
+    An existing file keeps its mode and owner; a new one gets ``mode``. A file that is a mount point
+    itself (a bind-mounted /etc/hosts in a container) cannot be renamed over and is rewritten in place.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        st = None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".ws-tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), st.st_mode & 0o7777 if st else mode)
+            if st and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                os.fchown(handle.fileno(), st.st_uid, st.st_gid)
+            os.fsync(handle.fileno())
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.EXDEV):
+                raise
+            with open(path, "r+b") as handle:
+                handle.write(data)
+                handle.truncate()
+                os.fsync(handle.fileno())
+            os.unlink(tmp)
+            return
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
