@@ -99,10 +99,10 @@ def _sentence(item: Mapping[str, Any]) -> str:
         return "required key is missing"
     if kind.endswith("_type") or kind in ("is_instance_of", "model_type", "model_attributes_type"):
         expected = message.removeprefix("Input should be ").removeprefix("a valid ").removeprefix("an instance of ")
-        return f"wrong type: expected {expected}, got {_toml_type(item['input'])}"
+        return f"wrong type: expected {expected}, got {toml_type(item['input'])}"
     return message.removeprefix("Value error, ")
 
 
-def _toml_type(value: Any) -> str:
+def toml_type(value: Any) -> str:
     names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
     return next((name for kind, name in names.items() if isinstance(value, kind)), type(value).__name__)

@@ -30,7 +30,7 @@ class Strict(BaseModel):
 
 def parse_memory_mib(value: str | int) -> int:
     """``"4G"``, ``"4096M"``, ``"4GiB"`` or a plain number of MiB -> MiB."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError("memory must be a size like '4G' or a number of MiB")
     if isinstance(value, int):
         if value <= 0:
@@ -196,9 +196,10 @@ class WorkspaceConfig(BaseModel):
     def _ip(cls, value: object) -> object:
         return _ipv4(value)
 
-    @field_validator("memory")
+    @field_validator("memory", mode="before")
     @classmethod
-    def _memory(cls, value: str | int | None) -> str | int | None:
+    def _memory(cls, value: object) -> object:
+        """Before the union is tried, so a bad value gives one error at ``memory``, not one per member."""
         if value is not None:
             parse_memory_mib(value)
         return value

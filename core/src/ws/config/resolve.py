@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ws import identity
-from ws.config.loader import Config, problems_from_validation
+from ws.config.loader import Config, problems_from_validation, toml_type
 from ws.config.model import CoreConfig, WorkspaceConfig, check_interface_name, check_workspace_name
 from ws.errors import ConfigError, ConfigProblem, PluginMissingError
 from ws.plugins import KNOWN_DISTRIBUTIONS, PluginManager
@@ -27,23 +27,33 @@ class MissingPluginProblem(ConfigProblem):
 
 
 def resolve(source: str, data: dict[str, Any], plugins: PluginManager) -> Config:
+    """Validate every part on its own (core settings, each workspace, plugin sections) so one bad value
+    never hides the problems of the others, then run the cross-field checks on what is valid."""
     problems: list[ConfigProblem] = []
-    core_data = {key: value for key, value in data.items() if key not in plugins.section_models}
     sections = _validate_sections(data, plugins, problems)
-    try:
-        core = CoreConfig.model_validate(core_data)
-    except ValidationError as exc:
-        problems += problems_from_validation(exc)
-        _raise(source, problems)
-    for key in core.model_extra or {}:
+    core_data = {key: value for key, value in data.items() if key not in plugins.section_models}
+    raw_workspaces = core_data.pop("workspaces", {})
+    for key in core_data.keys() - CoreConfig.model_fields.keys():
         hint = KNOWN_DISTRIBUTIONS.get(key)
         if hint:
             problems.append(MissingPluginProblem(key, f"section [{key}] needs {hint}; install it"))
         else:
             problems.append(ConfigProblem(key, "unknown key"))
-    workspaces = _resolve_workspaces(core, plugins, problems)
+    core_data = {key: value for key, value in core_data.items() if key in CoreConfig.model_fields}
+    core = _validated(CoreConfig, core_data, (), problems)
+    specs = _validate_workspaces(raw_workspaces, problems)
+    types = _check_workspaces(specs, plugins, problems)
+    if core is None:
+        _raise(source, problems)  # addresses cannot be checked against an invalid [network]
+    core = core.model_copy(update={"workspaces": specs})
+    taken, reserved = _check_explicit_addresses(core, problems)
+    _check_unique_cids(core, types, problems)
+    addresses = _assign_addresses(core, types, taken, reserved, problems)
     if problems:
         _raise(source, problems)
+    workspaces = {
+        name: _workspace(core, name, spec, types[name], addresses[name]) for name, spec in core.workspaces.items()
+    }
     return Config(source=source, core=core, sections=sections, workspaces=workspaces)
 
 
@@ -54,26 +64,44 @@ def _raise(source: str, problems: list[ConfigProblem]) -> None:
     raise error
 
 
+def _validated(model: type[BaseModel], data: object, prefix: tuple[str, ...], problems: list) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems += problems_from_validation(exc, prefix=prefix)
+        return None
+
+
 def _validate_sections(data: dict[str, Any], plugins: PluginManager, problems: list[ConfigProblem]) -> dict:
     sections: dict[str, BaseModel] = {}
     for name, model in plugins.section_models.items():
-        try:
-            sections[name] = model.model_validate(data.get(name, {}))
-        except ValidationError as exc:
-            problems += problems_from_validation(exc, prefix=(name,))
+        section = _validated(model, data.get(name, {}), (name,), problems)
+        if section is not None:
+            sections[name] = section
     return sections
 
 
-def _resolve_workspaces(
-    core: CoreConfig, plugins: PluginManager, problems: list[ConfigProblem]
-) -> dict[str, Workspace]:
-    network = core.network
-    reserved = {network.subnet.network_address, network.subnet.broadcast_address, network.gateway}
-    taken: dict[ipaddress.IPv4Address, str] = {}
+def _validate_workspaces(raw: object, problems: list[ConfigProblem]) -> dict[str, WorkspaceConfig]:
+    """Each ``[workspaces.NAME]`` on its own; the valid ones go on to the cross-field checks."""
+    if not isinstance(raw, dict):
+        problems.append(ConfigProblem("workspaces", f"wrong type: expected a table, got {toml_type(raw)}"))
+        return {}
+    specs = {}
+    for name, table in sorted(raw.items()):
+        _check_name(name, f"workspaces.{name}", problems)
+        spec = _validated(WorkspaceConfig, table, ("workspaces", name), problems)
+        if spec is not None:
+            specs[name] = spec
+    return specs
+
+
+def _check_workspaces(
+    specs: dict[str, WorkspaceConfig], plugins: PluginManager, problems: list[ConfigProblem]
+) -> dict[str, WorkspaceType]:
+    """What needs the plugins: the type exists, its options, the interface name fits, the network exists."""
     types: dict[str, WorkspaceType] = {}
-    for name, spec in sorted(core.workspaces.items()):
+    for name, spec in sorted(specs.items()):
         where = f"workspaces.{name}"
-        _check_name(name, where, problems)
         try:
             types[name] = wtype = plugins.workspace_type(spec.type)
         except PluginMissingError as exc:
@@ -88,21 +116,28 @@ def _resolve_workspaces(
             problems.append(MissingPluginProblem(f"{where}.network", plugins.missing_message("network", spec.network)))
         if spec.cid is not None and not wtype.uses_cid:
             problems.append(ConfigProblem(f"{where}.cid", f"cid applies only to VM workspaces, not {wtype.name}"))
-        if spec.ip is not None:
-            if spec.ip not in network.subnet or spec.ip in reserved:
-                role = "the host's address" if spec.ip == network.gateway else f"not usable in {network.subnet}"
-                problems.append(ConfigProblem(f"{where}.ip", f"{spec.ip} is {role}"))
-            elif spec.ip in taken:
-                problems.append(ConfigProblem(f"{where}.ip", f"{spec.ip} is also the address of {taken[spec.ip]!r}"))
-            else:
-                taken[spec.ip] = name
-    _check_unique_cids(core, types, problems)
-    addresses = _assign_addresses(core, types, taken, reserved, problems)
-    return {
-        name: _workspace(core, name, spec, types[name], addresses[name])
-        for name, spec in core.workspaces.items()
-        if name in types and name in addresses
-    }
+    return types
+
+
+def _check_explicit_addresses(
+    core: CoreConfig, problems: list[ConfigProblem]
+) -> tuple[dict[ipaddress.IPv4Address, str], set[ipaddress.IPv4Address]]:
+    """Explicit ``ip`` values: inside the subnet, not the host's or a reserved address, not shared."""
+    network = core.network
+    reserved = {network.subnet.network_address, network.subnet.broadcast_address, network.gateway}
+    taken: dict[ipaddress.IPv4Address, str] = {}
+    for name, spec in sorted(core.workspaces.items()):
+        if spec.ip is None:
+            continue
+        where = f"workspaces.{name}.ip"
+        if spec.ip not in network.subnet or spec.ip in reserved:
+            role = "the host's address" if spec.ip == network.gateway else f"not usable in {network.subnet}"
+            problems.append(ConfigProblem(where, f"{spec.ip} is {role}"))
+        elif spec.ip in taken:
+            problems.append(ConfigProblem(where, f"{spec.ip} is also the address of {taken[spec.ip]!r}"))
+        else:
+            taken[spec.ip] = name
+    return taken, reserved
 
 
 def _check_name(name: str, where: str, problems: list[ConfigProblem]) -> None:
