@@ -11,11 +11,10 @@ import sys
 from typing import TYPE_CHECKING
 
 from ws import hookimpl
-from ws.types import CheckStatus, DoctorCheck, NetworkAttachment
 
 if TYPE_CHECKING:
     from ws.context import Context
-    from ws.types import Workspace
+    from ws.types import DoctorCheck, NetworkAttachment, Workspace
 
 SANDBOX = "sandbox"
 
@@ -27,6 +26,8 @@ def ws_networks() -> list[str]:
 
 @hookimpl
 def ws_network_attach(workspace: Workspace, ctx: Context) -> NetworkAttachment:
+    from ws.types import NetworkAttachment
+
     network = ctx.config.core.network
     return NetworkAttachment(
         network=SANDBOX,
@@ -39,6 +40,8 @@ def ws_network_attach(workspace: Workspace, ctx: Context) -> NetworkAttachment:
 
 @hookimpl
 def ws_doctor_checks(ctx: Context) -> list[DoctorCheck]:
+    from ws.types import CheckStatus, DoctorCheck
+
     checks = [
         DoctorCheck("python", CheckStatus.OK, sys.version.split()[0]),
         DoctorCheck("configuration", CheckStatus.OK, ctx.config.source),
@@ -67,6 +70,8 @@ def ws_doctor_checks(ctx: Context) -> list[DoctorCheck]:
 
 
 def _state_dir_check(ctx: Context) -> DoctorCheck:
+    from ws.types import CheckStatus, DoctorCheck
+
     root = ctx.state.root
     existing = next((p for p in (root, *root.parents) if p.exists()), root)
     if os.access(existing, os.W_OK):

@@ -19,13 +19,15 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+if TYPE_CHECKING:
+    from ws.types import WorkspaceType
+
 from ws import hookspecs
 from ws.errors import PluginLoadError, PluginMissingError, WsError
-from ws.types import WorkspaceType
 
 ENTRY_POINT_GROUP = "ws"
 BUILTIN_PLUGINS = ("ws.builtin",)
@@ -98,18 +100,16 @@ class PluginManager:
         return self
 
     def _entry_point_candidates(self) -> list[_Candidate]:
-        from importlib.metadata import entry_points
+        from ws.entrypoints import entry_points
 
         only = _name_set(self.environ.get("WS_PLUGINS"))
-        skip = _name_set(self.environ.get("WS_DISABLE_PLUGINS"))
+        skip = _name_set(self.environ.get("WS_DISABLE_PLUGINS")) or set()
         candidates = []
-        for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
-            dist = entry_point.dist
-            dist_name = dist.metadata["Name"] if dist else "?"
-            names = {entry_point.name, dist_name}
+        for record in entry_points(ENTRY_POINT_GROUP):
+            names = {record.name, record.distribution}
             if (only is not None and not names & only) or names & skip:
                 continue
-            candidates.append(_Candidate(entry_point.name, dist_name, dist.version if dist else "?", entry_point.load))
+            candidates.append(_Candidate(record.name, record.distribution, record.version, record.load))
         return candidates
 
     def _add(self, candidate: _Candidate) -> None:
@@ -147,6 +147,7 @@ class PluginManager:
 
     def _claim(self, name: str, info: PluginInfo) -> None:
         """Ask the new plugin what it provides; refuse names another plugin already owns."""
+        from ws.types import WorkspaceType
         types = _one_plugin_result(self.pm, name, "ws_workspace_types") or []
         networks = _one_plugin_result(self.pm, name, "ws_networks") or []
         sections = _one_plugin_result(self.pm, name, "ws_config_sections") or {}

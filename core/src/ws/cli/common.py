@@ -6,12 +6,13 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ws.context import Context
     from ws.plugins import PluginManager
 
@@ -83,7 +84,9 @@ def workspace_names(ctx: click.Context, _param: click.Parameter, incomplete: str
     from click.shell_completion import CompletionItem
 
     try:
-        state = CliState(config_path=ctx.find_root().params.get("config_path"))  # callbacks do not run here
+        given = ctx.find_object(CliState)  # callbacks do not run here: only obj= passed by the caller
+        state = CliState(config_path=ctx.find_root().params.get("config_path"))
+        state.extra_plugins = given.extra_plugins if given else []
         names = state.context().config.workspaces
     except Exception:  # noqa: BLE001 - completion must never print errors into the shell
         return []

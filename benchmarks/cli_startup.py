@@ -1,0 +1,61 @@
+"""CLI start-up: `ws --help` and `ws list` against `python -c "import click"`, measured in the same run.
+
+Runs are interleaved (baseline, ws --help, ws list, baseline, ...) so machine load hits all alike, and the
+minimum of each is compared: the minimum is the cost without interference. Goal: ws --help <= 1.5x.
+
+    .venv/bin/python benchmarks/cli_startup.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GOAL = 1.5
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    bindir = Path(sys.executable).parent
+    ws = str(bindir / "ws")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "ws.toml"
+        config.write_text(f'state_dir = "{tmp}/state"\n')
+        env = {**os.environ, "WS_CONFIG": str(config)}
+        commands = {
+            'python -c "import click"': [sys.executable, "-c", "import click"],
+            "ws --help": [ws, "--help"],
+            "ws list": [ws, "list"],
+        }
+        for argv in commands.values():  # warm the page cache and ws's entry-point cache
+            timed(argv, env)
+        samples: dict[str, list[float]] = {label: [] for label in commands}
+        for _ in range(args.runs):
+            for label, argv in commands.items():
+                samples[label].append(timed(argv, env))
+    baseline = min(samples['python -c "import click"'])
+    print(f"{'command':<28} {'min ms':>8} {'median ms':>10} {'ratio(min)':>11}")
+    for label, values in samples.items():
+        print(f"{label:<28} {min(values) * 1000:8.1f} {statistics.median(values) * 1000:10.1f} "
+              f"{min(values) / baseline:10.2f}x")
+    ratio = min(samples["ws --help"]) / baseline
+    print(f"ws --help / import click = {ratio:.2f}x (goal <= {GOAL}x): {'met' if ratio <= GOAL else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
