@@ -85,7 +85,10 @@ def workspace_names(ctx: click.Context, _param: click.Parameter, incomplete: str
 
     try:
         given = ctx.find_object(CliState)  # callbacks do not run here: only obj= passed by the caller
-        state = CliState(config_path=ctx.find_root().params.get("config_path"))
+        from pathlib import Path
+
+        given_path = ctx.find_root().params.get("config_path")
+        state = CliState(config_path=Path(given_path) if given_path else None)
         state.extra_plugins = given.extra_plugins if given else []
         names = state.context().config.workspaces
     except Exception:  # noqa: BLE001 - completion must never print errors into the shell

@@ -28,6 +28,9 @@ CORE_COMMANDS = {
     "config": "ws.cli.config_cmd:config",
     "plugins": "ws.cli.plugins_cmd:plugins",
     "doctor": "ws.cli.doctor_cmd:doctor",
+    "network": "ws.cli.network_cmd:network",
+    "image": "ws.cli.image_cmd:image",
+    "provision": "ws.cli.provision_cmd:provision",
 }
 """Core commands, imported only when used so ``ws --help`` stays fast."""
 
@@ -46,6 +49,9 @@ CORE_HELP = {
     "config": "Check or show the configuration.",
     "plugins": "List the loaded plugins.",
     "doctor": "Check the host for what ws and its plugins need.",
+    "network": "Bring the sandbox network up or down, or show it.",
+    "image": "Build, list or remove ws's workspace images.",
+    "provision": "Show what ws puts into a workspace's guest.",
 }
 
 
@@ -74,10 +80,20 @@ class WsGroup(click.Group):
 
     def _add_plugin_commands(self, ctx: click.Context) -> None:
         state = ctx.ensure_object(CliState)
-        if getattr(self, "_plugin_commands_added", False):
+        if getattr(self, "_plugin_commands_state", None) is state:  # per run: in-process runs differ in plugins
             return
-        self._plugin_commands_added = True
+        self._plugin_commands_state = state
         state.plugins().call_all("ws_register_commands", cli=self)
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any):
+        """``--help`` lists plugin commands while parsing, before :meth:`invoke` can map a WsError."""
+        from ws.errors import WsError
+
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except WsError as exc:
+            click.echo(f"ws: {exc}", err=True)
+            raise click.exceptions.Exit(exc.exit_code) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         from ws.errors import WsError
