@@ -1,0 +1,107 @@
+"""`ws network up` on a network that is already up (the no-op path every `ws up` takes), against the same
+checks done by hand (`nft list table` + `ip link show`), in a throwaway network namespace, same run.
+
+Runs are interleaved (baseline, no-op CLI, ...) so machine load hits all alike, and the minimum of each is
+compared. Also times the in-process no-op `ensure_up` (what core's ws_network_attach pays), the cold `up`
+and `down`. Needs root (it creates the namespace `wsb-<random>` and removes it at the end).
+
+    sudo .venv/bin/python benchmarks/network_up.py [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CLI = (
+    "import sys; from ws.cli.main import cli; from ws.cli.network_cmd import network; "
+    "cli.commands.setdefault('network', network); cli(sys.argv[1:], prog_name='ws')"
+)
+IN_PROCESS = """
+import sys, time
+from ws.config.model import NetworkConfig
+from ws.network import sandbox
+class Quiet:
+    def debug(self, *a, **k): pass
+    info = warning = debug
+net, state, runs = NetworkConfig(dns_upstream=["203.0.113.1"]), sys.argv[1], int(sys.argv[2])
+samples = []
+for _ in range(runs):
+    start = time.perf_counter()
+    assert sandbox.ensure_up(net, __import__("pathlib").Path(state), Quiet()).already_up
+    samples.append(time.perf_counter() - start)
+print(min(samples), sorted(samples)[len(samples) // 2])
+"""
+
+
+def timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    ns = f"wsb-{secrets.token_hex(3)}"
+    inside = ["ip", "netns", "exec", ns]
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for command in (
+            "link set lo up",
+            "link add up0 type veth peer name up1",
+            "link set up0 up",
+            "link set up1 up",
+            "addr add 203.0.113.2/24 dev up0",
+            "route add default via 203.0.113.1",
+        ):
+            subprocess.run(["ip", "-n", ns, *command.split()], check=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            config = Path(tmp) / "ws.toml"
+            config.write_text(f'state_dir = "{tmp}/state"\n[network]\ndns_upstream = ["203.0.113.1"]\n')
+            ws = [*inside, sys.executable, "-c", CLI, "--config", str(config), "network"]
+            cold = timed([*ws, "up"])
+            commands = {
+                "baseline: nft list table + ip link show": None,
+                "ws network up (no-op, CLI)": [*ws, "up"],
+                "python -c pass (in netns)": [*inside, sys.executable, "-c", "pass"],
+            }
+            baseline = [
+                [*inside, "nft", "list", "table", "inet", "ws-sandbox-br"],
+                [*inside, "ip", "link", "show", "sandbox-br"],
+            ]
+            samples: dict[str, list[float]] = {label: [] for label in commands}
+            for _ in range(args.runs):
+                for label, argv in commands.items():
+                    samples[label].append(sum(timed(a) for a in baseline) if argv is None else timed(argv))
+            fn_min, fn_median = map(
+                float,
+                subprocess.run(
+                    [*inside, sys.executable, "-c", IN_PROCESS, f"{tmp}/state", str(args.runs * 10)],
+                    capture_output=True, text=True, check=True,
+                ).stdout.split(),
+            )  # fmt: skip
+            down = timed([*ws, "down"])
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    base = min(samples["baseline: nft list table + ip link show"])
+    print(f"{'measurement':<42} {'min ms':>8} {'median ms':>10} {'ratio(min)':>11}")
+    for label, values in samples.items():
+        print(
+            f"{label:<42} {min(values) * 1000:8.1f} {statistics.median(values) * 1000:10.1f} "
+            f"{min(values) / base:10.2f}x"
+        )
+    print(f"{'ensure_up no-op, in process':<42} {fn_min * 1000:8.1f} {fn_median * 1000:10.1f} {fn_min / base:10.2f}x")
+    print(f"ws network up, cold (CLI): {cold * 1000:.0f} ms; ws network down (CLI): {down * 1000:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
