@@ -1,0 +1,110 @@
+"""The example backend registered in-process, driven through the real ``ws`` CLI: every hook it implements
+runs through core's dispatch (the same plugin is installed for real in test_third_party_plugin.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from click.testing import CliRunner, Result
+from ws import hookspecs, identity
+from ws.cli.common import CliState
+from ws.cli.main import cli
+from ws.context import load_context
+from ws.plugins import PluginManager
+
+CONFIG = """\
+state_dir = "{state}"
+
+[example]
+greeting = "hi"
+
+[workspaces.demo]
+type = "example"
+network = "example"
+
+[workspaces.sand]
+type = "example"
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "ws.toml"
+    path.write_text(CONFIG.format(state=tmp_path / "state"))
+    return path
+
+
+@pytest.fixture
+def ws(config: Path, example_plugin: ModuleType):
+    """Run ``ws ARGS`` like a fresh process would (new plugin manager and context each time)."""
+
+    def run(*args: str, code: int = 0) -> Result:
+        state = CliState(config_path=config, extra_plugins=[("example", example_plugin)])
+        result = CliRunner().invoke(cli, list(args), obj=state)
+        assert result.exit_code == code, f"ws {' '.join(args)}: {result.output}"
+        return result
+
+    return run
+
+
+def test_example_plugin_implements_every_hook(ws) -> None:
+    listing = json.loads(ws("plugins", "--json").stdout)
+    example = next(info for info in listing["plugins"] if info["name"] == "example")
+    specs = sorted(name for name in vars(hookspecs) if name.startswith("ws_"))
+    assert example["hooks"] == specs
+    assert (example["types"], example["networks"], example["sections"]) == (["example"], ["example"], ["example"])
+    assert listing["failed"] == []
+
+
+def test_lifecycle_through_the_cli(ws, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    instance = state / "example" / "workspace-demo"
+    work = state / "workspaces" / "demo" / "workspace"
+
+    [created] = json.loads(ws("up", "demo", "--json").stdout)
+    assert (created["action"], created["state"]) == ("created", "running")
+    assert 130 <= int(created["ip"].rsplit(".", 1)[1]) <= 169
+    assert (instance / "rootfs" / "etc" / "ws-example" / "greeting").read_text() == "hi, demo\n"
+    assert json.loads(ws("up", "demo", "--json").stdout)[0]["action"] == "unchanged"
+
+    status = json.loads(ws("status", "demo", "--json").stdout)
+    assert status["state"] == "running" and status["started_at"] > 0
+    assert status["mac"] == identity.mac_address("example-demo")
+
+    ws("exec", "demo", "--", "sh", "-c", "pwd > where; echo out-of-band; exit 7", code=7)
+    assert (work / "where").read_text().strip() == str(work)
+    assert "out-of-band" in capfd.readouterr().out
+
+    events = ws("logs", "demo").stdout
+    assert [line.split(" ", 1)[1].split(" ")[0] for line in events.splitlines()] == ["created", "started", "exec"]
+    assert "exec sh exited with 7" in events
+
+    assert ws("example-info").stdout.splitlines() == ["hi", "workspace-demo: running"]
+    checks = {check["name"]: check for check in json.loads(ws("doctor", "--json").stdout)}
+    assert checks["example instances"]["status"] == "ok"
+
+    assert json.loads(ws("down", "demo", "--json").stdout)[0]["state"] == "stopped"
+    refused = ws("exec", "demo", "--", "true", code=1)
+    assert "workspace demo is not running; run ws up demo" in refused.stderr
+
+    ws("destroy", "demo", "--purge", "--yes")
+    assert not instance.exists() and not work.exists()
+    assert json.loads(ws("status", "demo", "--json").stdout)["state"] == "absent"
+
+
+def test_provisioning_contribution_reaches_the_bundle(ws) -> None:
+    bundle = json.loads(ws("provision", "show", "sand", "--json").stdout)
+    greeting = next(item for item in bundle["files"] if item["path"] == "/etc/ws-example/greeting")
+    assert greeting["content"] == "hi, sand\n"
+
+
+def test_renew_tunnel_contribution(config: Path, example_plugin: ModuleType) -> None:
+    ctx = load_context(config, PluginManager().load(extra=[("example", example_plugin)]))
+    [first] = ctx.plugins.call_all("ws_renew_tunnel", ctx=ctx, force=False)
+    [again] = ctx.plugins.call_all("ws_renew_tunnel", ctx=ctx, force=False)
+    [forced] = ctx.plugins.call_all("ws_renew_tunnel", ctx=ctx, force=True)
+    assert (first["renewed"], again["renewed"], forced["renewed"]) == (True, False, True)
+    assert first["session"] == again["session"] != forced["session"]
