@@ -47,7 +47,11 @@ def test_resolve_derives_the_vectors_for_each_first_party_type(resolve_text) -> 
     )
     vm, incus, box = (config.workspaces[n] for n in ("test-vm", "test-incus", "box"))
     assert (vm.type, vm.mac, vm.cid) == ("microvm", "02:b2:5d:f2:0a:a7", 14719042)
-    assert (vm.host_interface, vm.hostname, vm.instance_name) == ("vm-test-vm", "workspace-test-vm", "workspace-test-vm")
+    assert (vm.host_interface, vm.hostname, vm.instance_name) == (
+        "vm-test-vm",
+        "workspace-test-vm",
+        "workspace-test-vm",
+    )
     assert (incus.type, incus.mac, incus.cid) == ("incus", "02:61:5c:6a:41:36", None)
     assert incus.instance_name == "workspace-test-incus"
     assert (box.type, box.host_interface, box.cid) == ("nspawn", "ve-box", None)

@@ -40,10 +40,10 @@ def resolve(source: str, data: dict[str, Any], plugins: PluginManager) -> Config
         else:
             problems.append(ConfigProblem(key, "unknown key"))
     core_data = {key: value for key, value in core_data.items() if key in CoreConfig.model_fields}
-    core = _validated(CoreConfig, core_data, (), problems)
+    core, bad_keys = _validated(CoreConfig, core_data, (), problems)
     specs = _validate_workspaces(raw_workspaces, problems)
     types = _check_workspaces(specs, plugins, problems)
-    if core is None:
+    if core is None or "network" in bad_keys:
         _raise(source, problems)  # addresses cannot be checked against an invalid [network]
     core = core.model_copy(update={"workspaces": specs})
     taken, reserved = _check_explicit_addresses(core, problems)
@@ -64,33 +64,44 @@ def _raise(source: str, problems: list[ConfigProblem]) -> None:
     raise error
 
 
-def _validated(model: type[BaseModel], data: object, prefix: tuple[str, ...], problems: list) -> Any:
+def _validated(model: type[BaseModel], data: object, prefix: tuple[str, ...], problems: list) -> tuple[Any, set[str]]:
+    """The validated model and the set of keys that had errors (problems are appended).
+
+    When some keys are invalid, the model is validated once more without them, so the cross-field checks
+    still run on the valid rest and report their problems in the same run; ``None`` if even that fails.
+    """
     try:
-        return model.model_validate(data)
+        return model.model_validate(data), set()
     except ValidationError as exc:
         problems += problems_from_validation(exc, prefix=prefix)
-        return None
+        bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+    if not isinstance(data, dict) or not bad:
+        return None, bad
+    try:
+        return model.model_validate({key: value for key, value in data.items() if key not in bad}), bad
+    except ValidationError:
+        return None, bad
 
 
 def _validate_sections(data: dict[str, Any], plugins: PluginManager, problems: list[ConfigProblem]) -> dict:
     sections: dict[str, BaseModel] = {}
     for name, model in plugins.section_models.items():
-        section = _validated(model, data.get(name, {}), (name,), problems)
-        if section is not None:
+        section, bad = _validated(model, data.get(name, {}), (name,), problems)
+        if section is not None and not bad:
             sections[name] = section
     return sections
 
 
 def _validate_workspaces(raw: object, problems: list[ConfigProblem]) -> dict[str, WorkspaceConfig]:
-    """Each ``[workspaces.NAME]`` on its own; the valid ones go on to the cross-field checks."""
+    """Each ``[workspaces.NAME]`` on its own; what is valid goes on to the cross-field checks."""
     if not isinstance(raw, dict):
         problems.append(ConfigProblem("workspaces", f"wrong type: expected a table, got {toml_type(raw)}"))
         return {}
     specs = {}
     for name, table in sorted(raw.items()):
         _check_name(name, f"workspaces.{name}", problems)
-        spec = _validated(WorkspaceConfig, table, ("workspaces", name), problems)
-        if spec is not None:
+        spec, _bad = _validated(WorkspaceConfig, table, ("workspaces", name), problems)
+        if spec is not None:  # without its invalid keys: still checked against the others
             specs[name] = spec
     return specs
 
