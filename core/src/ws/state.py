@@ -40,7 +40,7 @@ def ensure_workspace_dirs(paths: WorkspacePaths, uid: int, gid: int) -> None:
     """
     _make_dir(paths.root.parent, 0o755)
     _make_dir(paths.root, 0o755)
-    _make_dir(paths.ssh_host_keys, 0o700)
+    _make_dir(paths.ssh_host_keys, 0o700, 0, 0)  # root's even if someone chowned it
     _make_dir(paths.work, 0o755, uid, gid)
     _make_dir(paths.agent, 0o700, uid, gid)
 
