@@ -8,10 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from provision_support import make_workspace
 from ws.config.model import CoreConfig, UserConfig
 from ws.errors import WsError
 from ws.provision import build_bundle, ensure_host_key, resolve_login_user
-from ws.types import NetworkAttachment, Workspace, WorkspacePaths
+from ws.types import NetworkAttachment
 
 PUB_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVzZXIta2V5LWEtZm9yLXdzLXRlc3RzLTAwMDAwMDAw a@host"
 PUB_B = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCtest b@host"
@@ -118,19 +119,15 @@ def test_bundle_carries_no_host_credentials(tmp_path):
     nix_conf = tmp_path / "nix.conf"
     nix_conf.write_text(f"substituters = https://c.example\nnetrc-file = {home / '.netrc'}\n")
     user = resolve_login_user(UserConfig(), {"HOME": str(home)}, account=_account({}), euid=0)
-    paths = WorkspacePaths(tmp_path, tmp_path / "w", tmp_path / "k", tmp_path / "a")
-    workspace = Workspace(
-        "dev", "nspawn", "192.168.83.50", 24, "02:00:00:00:00:02", "workspace-dev", "ve-dev", "workspace-dev",
-        "sandbox", "debian-bookworm", False, None, None, None, None, (), paths,
-    )  # fmt: skip
     attachment = NetworkAttachment("sandbox", "sandbox-br", "192.168.83.1", ("192.168.83.1",), 24)
-    bundle = build_bundle(workspace, attachment, CoreConfig(), user, host_nix_conf=nix_conf)
+    bundle = build_bundle(make_workspace(tmp_path), attachment, CoreConfig(), user, host_nix_conf=nix_conf)
 
     everything = b"".join(item.content for item in bundle.files) + json.dumps(bundle.to_dict()).encode()
     for secret in (b"PRIVATE-SECRET", b"CLAUDE-SECRET", b"CLAUDE-ACCOUNT-SECRET", b"NETRC-SECRET", b"PRIVATE KEY"):
         assert secret not in everything
     mounted = {m.host_path for m in bundle.mounts}
-    assert mounted == {tmp_path / "w", tmp_path / "k", tmp_path / "a", home / ".netrc"}
+    assert mounted == {tmp_path / "workspace", tmp_path / "ssh-host-keys", tmp_path / "agent", Path("/srv/data"),
+                       home / ".netrc"}  # fmt: skip
     assert all(not str(m.host_path).startswith(str(home / ".claude")) for m in bundle.mounts)
     assert next(m for m in bundle.mounts if m.host_path == home / ".netrc").read_only
     assert PUB_A.encode() in everything

@@ -76,5 +76,5 @@ def render_text(bundle: Bundle) -> str:
         elif item["content"] is None:
             lines.append("    <binary contents>")
         else:
-            lines += [f"    {line}" for line in item["content"].splitlines()]
+            lines += [f"    {line}".rstrip() for line in item["content"].splitlines()]
     return "\n".join(lines)
