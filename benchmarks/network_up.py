@@ -19,10 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CLI = (
-    "import sys; from ws.cli.main import cli; from ws.cli.network_cmd import network; "
-    "cli.commands.setdefault('network', network); cli(sys.argv[1:], prog_name='ws')"
-)
+WS = str(Path(sys.executable).with_name("ws"))
 IN_PROCESS = """
 import sys, time
 from ws.config.model import NetworkConfig
@@ -66,7 +63,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             config = Path(tmp) / "ws.toml"
             config.write_text(f'state_dir = "{tmp}/state"\n[network]\ndns_upstream = ["203.0.113.1"]\n')
-            ws = [*inside, sys.executable, "-c", CLI, "--config", str(config), "network"]
+            ws = [*inside, WS, "--config", str(config), "network"]
             cold = timed([*ws, "up"])
             commands = {
                 "baseline: nft list table + ip link show": None,

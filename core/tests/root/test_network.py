@@ -21,10 +21,7 @@ import pytest
 pytestmark = pytest.mark.root
 
 PROBE = str(Path(__file__).with_name("netprobe.py"))
-CLI = (
-    "import sys; from ws.cli.main import cli; from ws.cli.network_cmd import network; "
-    "cli.commands.setdefault('network', network); cli(sys.argv[1:], prog_name='ws')"
-)
+WS = str(Path(sys.executable).with_name("ws"))
 BRIDGE = "sandbox-br"
 HOST_ADDR, CLIENT_ADDR = "192.168.83.1", "192.168.83.10"
 INET_ADDR, UPSTREAM_ADDR, LAN_ADDR, HOST_LAN_ADDR = "203.0.113.1", "203.0.113.2", "10.99.0.1", "10.99.0.2"
@@ -65,7 +62,7 @@ class Topology:
     def ws(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         if not (self.tmp / "ws.toml").exists():
             self.write_config()
-        argv = [sys.executable, "-c", CLI, "--config", str(self.tmp / "ws.toml"), "network", *args]
+        argv = [WS, "--config", str(self.tmp / "ws.toml"), "network", *args]
         return self.exec("h", *argv, check=check)
 
     def ws_json(self, *args: str) -> dict:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ws.errors import WsError
-from ws.network.hostfiles import write_atomic
+from ws.state import atomic_write
 
 RESOLV_CONF = Path("/etc/resolv.conf")
 PROC_UDP = Path("/proc/net/udp")
@@ -112,7 +112,7 @@ def ensure(fwd: Forwarder, restart: bool = False) -> list[str]:
     fwd.directory.mkdir(parents=True, exist_ok=True)
     text = render(fwd)
     if not fwd.config_file.exists() or fwd.config_file.read_text() != text:
-        write_atomic(fwd.config_file, text.encode(), mode=0o644)
+        atomic_write(fwd.config_file, text.encode(), mode=0o644)
         changes.append(f"wrote {fwd.config_file}")
         restart = True
     if running_pid(fwd) is not None and not restart:

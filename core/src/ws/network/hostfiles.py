@@ -180,7 +180,8 @@ def remove_networkmanager(nm_dir: Path = NETWORKMANAGER) -> list[str]:
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix.
 
-    An existing file keeps its mode and owner; a new one gets ``mode``. A file that is a mount point
+    Unlike :func:`ws.state.atomic_write` (for ws's own files) this is for files ws shares with the host:
+    an existing file keeps its mode and owner; a new one gets ``mode``. A file that is a mount point
     itself (a bind-mounted /etc/hosts in a container) cannot be renamed over and is rewritten in place.
     """
     try:

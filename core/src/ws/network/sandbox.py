@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ws.errors import WsError
 from ws.network import bridge, dns, firewall, hostfiles
+from ws.state import atomic_write
 from ws.types import NetworkAttachment
 
 NETWORK_NAME = "sandbox"
@@ -120,7 +121,7 @@ def ensure_up(network, state_dir: Path, log, nm_dir: Path = hostfiles.NETWORKMAN
             "listing": firewall.fingerprint(firewall.listing(spec.table) or ""),
             "upstream": spec.upstream,
         }
-        hostfiles.write_atomic(directory / RECORD, json.dumps(record, indent=2).encode())
+        atomic_write(directory / RECORD, json.dumps(record, indent=2).encode(), mode=0o644)
         changes.append(f"applied nftables table inet {spec.table} (masquerade out of {spec.upstream})")
     changes += dns.ensure(_forwarder(network, state_dir), restart=bool(bridge_changes))
     for change in changes:
