@@ -1,0 +1,124 @@
+"""Logging: structlog to stderr, JSON lines off a terminal, console on one, -v/-q, redacted secrets, and
+stdout kept for command output."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import fake_backends
+import pytest
+from ws import log
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog():
+    yield
+    import structlog
+
+    structlog.reset_defaults()
+
+
+@pytest.mark.parametrize(
+    "key", ["password", "passwd", "api_token", "secret", "private_key", "credentials", "auth", "psk", "cookie"]
+)
+def test_secret_looking_keys_are_redacted(key: str) -> None:
+    event = {"event": "login", key: "hunter2", "user": "alice"}
+    assert log.redact_secrets(None, "info", event) == {"event": "login", key: log.REDACTED, "user": "alice"}
+
+
+def test_nested_values_are_redacted_and_the_event_is_kept() -> None:
+    event = {"event": "token refreshed", "response": {"token": "abc", "expires": 60, "inner": {"signature": "s"}}}
+    out = log.redact_secrets(None, "info", event)
+    assert out["event"] == "token refreshed"
+    assert out["response"] == {"token": log.REDACTED, "expires": 60, "inner": {"signature": log.REDACTED}}
+
+
+def _lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_lines_when_not_a_terminal() -> None:
+    stream = io.StringIO()
+    log.configure(0, "auto", stream)
+    log.get_logger(workspace="dev").info("created", token="t0ps3cret", ip="192.168.83.10")
+    (line,) = _lines(stream)
+    assert line["event"] == "created" and line["level"] == "info" and line["workspace"] == "dev"
+    assert line["token"] == log.REDACTED and "t0ps3cret" not in stream.getvalue()
+    assert line["timestamp"].endswith("Z")
+
+
+def test_console_on_a_terminal_and_still_redacted() -> None:
+    stream = Terminal()
+    log.configure(0, "auto", stream)
+    log.get_logger().info("created", password="t0ps3cret")
+    text = stream.getvalue()
+    assert "created" in text and "t0ps3cret" not in text
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text.splitlines()[0])
+
+
+def test_format_can_be_forced() -> None:
+    stream = Terminal()
+    log.configure(0, "json", stream)
+    log.get_logger().info("x")
+    assert _lines(stream)[0]["event"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("verbosity", "shown"),
+    [
+        (-2, ["error"]),
+        (-1, ["warning", "error"]),
+        (0, ["info", "warning", "error"]),
+        (1, ["debug", "info", "warning", "error"]),
+        (3, ["debug", "info", "warning", "error"]),
+    ],
+)
+def test_verbosity_levels(verbosity: int, shown: list[str]) -> None:
+    stream = io.StringIO()
+    log.configure(verbosity, "json", stream)
+    logger = log.get_logger()
+    for level in ("debug", "info", "warning", "error"):
+        getattr(logger, level)(level)
+    assert [line["event"] for line in _lines(stream)] == shown
+
+
+def test_cli_logs_json_to_stderr_with_secrets_redacted(run_ws, write_config) -> None:
+    """End to end: the fake backend logs a secret-looking key during ``ws up``."""
+    path = write_config('[workspaces.dev]\ntype = "incus"\nnetwork = "fakenet"\n')
+    result = run_ws("--config", str(path), "--log-format", "json", "up", "dev")
+    assert result.returncode == 0, result.stderr
+    assert fake_backends.LOGGED_SECRET not in result.stderr + result.stdout
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    (created,) = [r for r in records if r["event"] == "fake instance created"]
+    assert created["token"] == log.REDACTED and created["workspace"] == "dev" and created["level"] == "info"
+    assert result.stdout.splitlines() == ["dev: created, running " + created_ip(result.stdout)]
+
+
+def created_ip(stdout: str) -> str:
+    return stdout.split()[-1]
+
+
+def test_cli_auto_format_is_json_off_a_terminal_and_quiet_hides_info(run_ws, write_config) -> None:
+    path = write_config('[workspaces.dev]\ntype = "incus"\nnetwork = "fakenet"\n')
+    result = run_ws("--config", str(path), "up", "dev")
+    assert any(
+        json.loads(line)["event"] == "fake instance created"
+        for line in result.stderr.splitlines()
+        if line.startswith("{")
+    )
+    result = run_ws("--config", str(path), "-q", "restart", "dev")
+    assert result.returncode == 0 and not any(line.startswith("{") for line in result.stderr.splitlines())
+
+
+def test_stdout_is_only_command_output_even_when_verbose(run_ws, write_config) -> None:
+    path = write_config('[workspaces.dev]\ntype = "vm"\n')
+    result = run_ws("-vv", "--config", str(path), "config", "show", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["workspaces"]["dev"]["type"] == "microvm"
