@@ -11,7 +11,9 @@ and `down`. Needs root (it creates the namespace `wsb-<random>` and removes it a
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -86,7 +88,10 @@ def main() -> int:
                 ).stdout.split(),
             )  # fmt: skip
             down = timed([*ws, "down"])
-    finally:
+    finally:  # also ends ws's dnsmasq when a step above failed before `down`
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            os.kill(int(pid), signal.SIGKILL)
         subprocess.run(["ip", "netns", "del", ns], check=False)
     base = min(samples["baseline: nft list table + ip link show"])
     print(f"{'measurement':<42} {'min ms':>8} {'median ms':>10} {'ratio(min)':>11}")
