@@ -37,17 +37,35 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def ws(config: Path, example_plugin: ModuleType):
-    """Run ``ws ARGS`` like a fresh process would (new plugin manager and context each time)."""
+REGISTRATION = {"ws_workspace_types", "ws_networks", "ws_config_sections"}
+"""Asked of every plugin while the plugin manager loads, so in every run."""
 
-    def run(*args: str, code: int = 0) -> Result:
-        state = CliState(config_path=config, extra_plugins=[("example", example_plugin)])
+
+class Ws:
+    """Runs ``ws ARGS`` like a fresh process would (new plugin manager and context each time) and records
+    which hooks of the example plugin the run called (``.hooks``)."""
+
+    def __init__(self, config: Path, plugin: ModuleType):
+        self.config, self.plugin, self.hooks = config, plugin, set()
+
+    def __call__(self, *args: str, code: int = 0) -> Result:
+        self.hooks = set()
+        manager = PluginManager()
+        manager.pm.add_hookcall_monitoring(self._record, lambda *_: None)
+        manager.load([("example", self.plugin)])
+        state = CliState(config_path=self.config, _plugins=manager)
         result = CliRunner().invoke(cli, list(args), obj=state)
         assert result.exit_code == code, f"ws {' '.join(args)}: {result.output}"
         return result
 
-    return run
+    def _record(self, hook: str, implementations: list, _kwargs: dict) -> None:
+        if any(implementation.plugin is self.plugin for implementation in implementations):
+            self.hooks.add(hook)
+
+
+@pytest.fixture
+def ws(config: Path, example_plugin: ModuleType) -> Ws:
+    return Ws(config, example_plugin)
 
 
 def test_example_plugin_implements_every_hook(ws) -> None:
@@ -59,38 +77,48 @@ def test_example_plugin_implements_every_hook(ws) -> None:
     assert listing["failed"] == []
 
 
-def test_lifecycle_through_the_cli(ws, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_lifecycle_through_the_cli(ws: Ws, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Each command runs exactly the example hooks it should (besides the registration hooks)."""
     state = tmp_path / "state"
     instance = state / "example" / "workspace-demo"
     work = state / "workspaces" / "demo" / "workspace"
 
     [created] = json.loads(ws("up", "demo", "--json").stdout)
+    assert ws.hooks >= REGISTRATION
+    assert ws.hooks - REGISTRATION == {"ws_status", "ws_network_attach", "ws_create", "ws_provision_files", "ws_start"}
     assert (created["action"], created["state"]) == ("created", "running")
     assert 130 <= int(created["ip"].rsplit(".", 1)[1]) <= 169
     assert (instance / "rootfs" / "etc" / "ws-example" / "greeting").read_text() == "hi, demo\n"
     assert json.loads(ws("up", "demo", "--json").stdout)[0]["action"] == "unchanged"
+    assert ws.hooks - REGISTRATION == {"ws_status"}
 
     status = json.loads(ws("status", "demo", "--json").stdout)
     assert status["state"] == "running" and status["started_at"] > 0
     assert status["mac"] == identity.mac_address("example-demo")
 
     ws("exec", "demo", "--", "sh", "-c", "pwd > where; echo out-of-band; exit 7", code=7)
+    assert ws.hooks - REGISTRATION == {"ws_exec"}
     assert (work / "where").read_text().strip() == str(work)
     assert "out-of-band" in capfd.readouterr().out
 
     events = ws("logs", "demo").stdout
+    assert ws.hooks - REGISTRATION == {"ws_logs"}
     assert [line.split(" ", 1)[1].split(" ")[0] for line in events.splitlines()] == ["created", "started", "exec"]
     assert "exec sh exited with 7" in events
 
     assert ws("example-info").stdout.splitlines() == ["hi", "workspace-demo: running"]
+    assert ws.hooks == REGISTRATION | {"ws_register_commands"}
     checks = {check["name"]: check for check in json.loads(ws("doctor", "--json").stdout)}
+    assert ws.hooks - REGISTRATION == {"ws_doctor_checks"}
     assert checks["example instances"]["status"] == "ok"
 
     assert json.loads(ws("down", "demo", "--json").stdout)[0]["state"] == "stopped"
+    assert ws.hooks - REGISTRATION == {"ws_stop", "ws_status"}
     refused = ws("exec", "demo", "--", "true", code=1)
     assert "workspace demo is not running; run ws up demo" in refused.stderr
 
     ws("destroy", "demo", "--purge", "--yes")
+    assert ws.hooks - REGISTRATION == {"ws_destroy"}
     assert not instance.exists() and not work.exists()
     assert json.loads(ws("status", "demo", "--json").stdout)["state"] == "absent"
 
