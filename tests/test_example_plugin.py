@@ -136,3 +136,17 @@ def test_renew_tunnel_contribution(config: Path, example_plugin: ModuleType) -> 
     [forced] = ctx.plugins.call_all("ws_renew_tunnel", ctx=ctx, force=True)
     assert (first["renewed"], again["renewed"], forced["renewed"]) == (True, False, True)
     assert first["session"] == again["session"] != forced["session"]
+
+
+def test_importing_the_plugin_stays_light(example_plugin: ModuleType) -> None:
+    """What docs/plugins.md asks of every plugin, held by the example that authors copy."""
+    import subprocess
+    import sys
+
+    heavy = {"click", "pydantic", "subprocess", "shutil"}
+    probe = f"import sys, ws_plugin_example; print(*sorted({heavy!r} & set(sys.modules)))"
+    src = Path(example_plugin.__file__).parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env={"PYTHONPATH": str(src)}, check=True
+    )
+    assert done.stdout.split() == []

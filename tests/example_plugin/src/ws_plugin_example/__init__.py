@@ -8,14 +8,14 @@ Besides the backend it owns the ``example`` network (an attachment that exists o
 ``[example]`` configuration section, the ``ws example-info`` command, one doctor check, one provisioning
 file and a pretend VPN tunnel, so that every hook in :mod:`ws.hookspecs` has an implementation to copy.
 
-The module is imported on every ``ws`` run, ``ws --help`` included: the top level imports only ws's
-light modules and the standard library; click and pydantic are imported inside the hooks that need them.
+The module is imported on every ``ws`` run, ``ws --help`` included: its top level imports only ws's light
+modules and cheap standard-library modules; click, pydantic, subprocess and the instance module (json,
+shutil, pathlib) are imported inside the hooks that need them.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -31,8 +31,6 @@ from ws.types import (
     WorkspaceStatus,
     WorkspaceType,
 )
-
-from ws_plugin_example import instance
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,6 +84,8 @@ def ws_register_commands(cli: click.Group) -> None:
     import click
     from ws.cli.common import pass_ws_context
 
+    from ws_plugin_example import instance
+
     @click.command("example-info")
     @pass_ws_context
     def example_info(ctx: Context) -> None:
@@ -105,6 +105,8 @@ def ws_register_commands(cli: click.Group) -> None:
 
 @hookimpl
 def ws_create(workspace: Workspace, attachment: NetworkAttachment, ctx: Context) -> None:
+    from ws_plugin_example import instance
+
     directory = _dir(workspace, ctx)
     rootfs = instance.replace_rootfs(directory, ctx.provisioning(workspace, attachment))
     instance.write_state(directory, "created")
@@ -113,6 +115,8 @@ def ws_create(workspace: Workspace, attachment: NetworkAttachment, ctx: Context)
 
 @hookimpl
 def ws_start(workspace: Workspace, ctx: Context) -> None:
+    from ws_plugin_example import instance
+
     directory = _dir(workspace, ctx)
     if instance.read_state(directory) is None:
         raise WsError(f"example instance {workspace.instance_name} does not exist; run ws up {workspace.name}")
@@ -122,6 +126,8 @@ def ws_start(workspace: Workspace, ctx: Context) -> None:
 
 @hookimpl
 def ws_stop(workspace: Workspace, ctx: Context) -> None:
+    from ws_plugin_example import instance
+
     directory = _dir(workspace, ctx)
     state = instance.read_state(directory)
     if state is None or state["state"] == "stopped":
@@ -132,11 +138,15 @@ def ws_stop(workspace: Workspace, ctx: Context) -> None:
 
 @hookimpl
 def ws_destroy(workspace: Workspace, ctx: Context, purge: bool) -> None:
+    from ws_plugin_example import instance
+
     instance.remove(_dir(workspace, ctx))
 
 
 @hookimpl
 def ws_status(workspace: Workspace, ctx: Context) -> WorkspaceStatus:
+    from ws_plugin_example import instance
+
     state = instance.read_state(_dir(workspace, ctx))
     if state is None:
         return WorkspaceStatus(State.ABSENT)
@@ -148,6 +158,10 @@ def ws_status(workspace: Workspace, ctx: Context) -> WorkspaceStatus:
 
 @hookimpl
 def ws_exec(workspace: Workspace, ctx: Context, command: list[str], interactive: bool) -> int:
+    import subprocess
+
+    from ws_plugin_example import instance
+
     directory = _dir(workspace, ctx)
     state = instance.read_state(directory)
     if state is None or state["state"] != "running":
@@ -166,6 +180,8 @@ def ws_exec(workspace: Workspace, ctx: Context, command: list[str], interactive:
 @hookimpl
 def ws_logs(workspace: Workspace, ctx: Context, follow: bool) -> int:
     """The event log; ``follow`` prints the same, as the log only grows while ws commands run."""
+    from ws_plugin_example import instance
+
     directory = _dir(workspace, ctx)
     if not directory.exists():
         raise WsError(f"workspace {workspace.name} has no instance; run ws up {workspace.name}")
@@ -231,6 +247,8 @@ def ws_renew_tunnel(ctx: Context, force: bool) -> dict | None:
 
 
 def _dir(workspace: Workspace, ctx: Context) -> Path:
+    from ws_plugin_example import instance
+
     return instance.instance_dir(ctx.state.root, workspace.instance_name)
 
 
