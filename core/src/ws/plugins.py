@@ -154,6 +154,9 @@ class PluginManager:
         for wtype in types:
             if not isinstance(wtype, WorkspaceType):
                 raise PluginLoadError(f"ws_workspace_types returned {wtype!r}, not a ws.types.WorkspaceType")
+        for section, model in sections.items():
+            if not callable(getattr(model, "model_validate", None)):  # duck-typed: pydantic is not imported here
+                raise PluginLoadError(f"ws_config_sections returned {model!r} for [{section}], not a pydantic model")
         claims = [("type", t, self._type_owner) for wt in types for t in (wt.name, *wt.aliases)]
         claims += [("network", n, self._network_owner) for n in networks]
         claims += [("config section", s, self._section_owner) for s in sections]

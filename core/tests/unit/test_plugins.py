@@ -52,6 +52,10 @@ BROKEN = {
         "from ws import hookimpl\n@hookimpl\ndef ws_workspace_types():\n    return ['bad']\n",
         "not a ws.types.WorkspaceType",
     ),
+    "section without a model": (
+        "from ws import hookimpl\n@hookimpl\ndef ws_config_sections():\n    return {'bad': dict}\n",
+        "for [bad], not a pydantic model",
+    ),
 }
 
 Install = Callable[..., None]
