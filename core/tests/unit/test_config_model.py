@@ -229,3 +229,12 @@ def test_docs_document_every_key_of_the_model() -> None:
         if not re.search(rf"`{re.escape(name)}`|`\[{re.escape(name)}[].]", text)  # a key or a section
     ]
     assert not missing, f"keys not documented (as `key` or `[section]`) in {DOCS}: {missing}"
+
+
+def test_every_example_in_the_docs_is_valid(resolve_text) -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", DOCS.read_text(), re.S)
+    assert len(blocks) >= 5
+    for block in blocks:
+        resolve_text(block.replace('state_dir = "/var/lib/ws"\n', ""))  # state stays in the test's folder
+    full = resolve_text(blocks[-1].replace('state_dir = "/var/lib/ws"\n', ""))
+    assert sorted(full.workspaces) == ["box", "dev", "web"]
