@@ -177,10 +177,22 @@ class PluginManager:
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
         info.error = f"{type(exc).__name__}: {exc}"
         self.failed.append(info)
-        message = f"plugin {info.name!r} from distribution {info.distribution!r} failed to load: {info.error}"
+        self._warn(info, "failed to load", exc)
+
+    def _warn(self, info: PluginInfo, what: str, exc: BaseException) -> None:
+        message = f"plugin {info.name!r} from distribution {info.distribution!r} {what}: {type(exc).__name__}: {exc}"
         if _truthy(self.environ.get("WS_STRICT_PLUGINS")):
             raise PluginLoadError(message + " (WS_STRICT_PLUGINS is set)") from exc
         print(f"warning: {message}; ws continues without it", file=sys.stderr)
+
+    def register_commands(self, cli: Any) -> None:
+        """``ws_register_commands`` of each plugin on its own: one that raises costs only its commands, not
+        ``ws --help`` and every other plugin's commands."""
+        for info in self.loaded:
+            try:
+                _one_plugin_result(self.pm, info.name, "ws_register_commands", cli=cli)
+            except Exception as exc:  # noqa: BLE001 - any failure of a plugin must not break ws
+                self._warn(info, "failed to add its commands", exc)
 
     # --- registry ---------------------------------------------------------------------------------------
 
@@ -240,10 +252,10 @@ class PluginManager:
         return list(reversed(getattr(self.pm.hook, hook)(**kwargs)))
 
 
-def _one_plugin_result(pm: pluggy.PluginManager, name: str, hook: str) -> Any:
+def _one_plugin_result(pm: pluggy.PluginManager, name: str, hook: str, **kwargs: Any) -> Any:
     plugin = pm.get_plugin(name)
     caller = pm.subset_hook_caller(hook, remove_plugins=[p for p in pm.get_plugins() if p is not plugin])
-    results = caller()
+    results = caller(**kwargs)
     return results[0] if results else None
 
 

@@ -335,3 +335,26 @@ def test_plugin_commands_follow_the_plugins_of_each_run() -> None:
     assert invoke("--help", plugins=[]).exit_code == 0  # an earlier run without the plugin
     result = invoke("hello-plugin", plugins=[("commands", Commands())])
     assert (result.exit_code, result.stdout) == (0, "hello\n")
+
+
+def test_a_plugin_whose_commands_fail_costs_only_its_commands() -> None:
+    import click
+
+    class Broken:
+        @hookimpl
+        def ws_register_commands(self, cli: click.Group) -> None:
+            raise RuntimeError("boom")
+
+    class Commands:
+        @hookimpl
+        def ws_register_commands(self, cli: click.Group) -> None:
+            cli.add_command(click.Command("hello-plugin", callback=lambda: click.echo("hello")))
+
+    plugins = [("broken", Broken()), ("commands", Commands())]
+    result = invoke("--help", plugins=plugins)
+    assert result.exit_code == 0 and "hello-plugin" in result.stdout
+    assert "plugin 'broken' from distribution '(in-process)' failed to add its commands: RuntimeError: boom" in (
+        result.stderr
+    )
+    assert invoke("hello-plugin", plugins=plugins).stdout == "hello\n"
+    assert invoke("--help", plugins=plugins, env={"WS_STRICT_PLUGINS": "1"}).exit_code == 3

@@ -83,7 +83,7 @@ class WsGroup(click.Group):
         if getattr(self, "_plugin_commands_state", None) is state:  # per run: in-process runs differ in plugins
             return
         self._plugin_commands_state = state
-        state.plugins().call_all("ws_register_commands", cli=self)
+        state.plugins().register_commands(self)
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any):
         """``--help`` lists plugin commands while parsing, before :meth:`invoke` can map a WsError."""
