@@ -1,4 +1,4 @@
-"""The provisioning bundle in a real guest: delivered into a Debian root file system, booted with
+"""The provisioning bundle in a real guest: delivered into ws's built image (``built_image``), booted with
 systemd-nspawn on a bridge inside a test network namespace, then checked with a real SSH login.
 
 One boot serves every test of the module (booting is the expensive part); each test checks one promise.
@@ -7,7 +7,6 @@ One boot serves every test of the module (booting is the expensive part); each t
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
@@ -24,14 +23,11 @@ from ws.types import NetworkAttachment, Workspace, WorkspacePaths
 
 pytestmark = pytest.mark.root
 
-ROOTFS_CACHE = Path("/var/tmp/ws-test-rootfs")
-PACKAGES = "systemd-sysv,dbus,systemd-resolved,openssh-server,opendoas,iproute2,ca-certificates"
 GATEWAY, GUEST_IP, PREFIX = "192.168.83.1", "192.168.83.50", 24
 USER, UID, GID = "wsuser", 1234, 1235
 BOOT_TIMEOUT = 120
 TOOLS = {
     "systemd-nspawn": "systemd-container",
-    "mmdebstrap": "mmdebstrap",
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
     "ip": "iproute2",
@@ -44,32 +40,6 @@ def _require_tools() -> None:
         pytest.fail(f"the provisioning boot test needs: apt-get install {' '.join(missing)}")
     if os.geteuid() != 0:
         pytest.fail("the root tier must run as root")
-
-
-@pytest.fixture(scope="session")
-def guest_rootfs_tar(request) -> Path:
-    """ws's built image when the image fixture exists, else a minimal Debian tarball built once and cached."""
-    _require_tools()
-    try:
-        return Path(request.getfixturevalue("built_image").rootfs_tar)
-    except pytest.FixtureLookupError:
-        pass
-    digest = hashlib.sha256(PACKAGES.encode()).hexdigest()[:12]
-    tar = ROOTFS_CACHE / f"bookworm-{digest}.tar"
-    if not tar.is_file():
-        ROOTFS_CACHE.mkdir(parents=True, exist_ok=True)
-        partial = tar.with_name(f"{tar.stem}.{os.getpid()}.partial.tar")
-        try:
-            subprocess.run(
-                ["mmdebstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm", str(partial)],
-                check=True,
-                capture_output=True,
-                timeout=900,
-            )
-            partial.rename(tar)
-        finally:
-            partial.unlink(missing_ok=True)
-    return tar
 
 
 @dataclass
@@ -135,11 +105,12 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def guest(guest_rootfs_tar, tmp_path_factory):
+def guest(built_image, tmp_path_factory):
+    _require_tools()
     base = tmp_path_factory.mktemp("provision-boot")
     rootfs, state = base / "rootfs", base / "state"
     rootfs.mkdir()
-    subprocess.run(["tar", "-xf", str(guest_rootfs_tar), "-C", str(rootfs)], check=True, timeout=300)
+    subprocess.run(["tar", "-xf", str(built_image.rootfs_tar), "-C", str(rootfs)], check=True, timeout=300)
     workspace = _workspace(state)
     for folder in (workspace.paths.work, workspace.paths.agent):
         folder.mkdir(parents=True)
