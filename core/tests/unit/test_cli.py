@@ -99,6 +99,7 @@ def test_config_show_json_has_every_derived_identity(cli_invoke, write_config) -
     assert (incus["mac"], incus["cid"], incus["instance_name"]) == ("02:61:5c:6a:41:36", None, "workspace-test-incus")
     assert 10 <= int(vm["ip"].rsplit(".", 1)[1]) <= 49 and 90 <= int(incus["ip"].rsplit(".", 1)[1]) <= 129
     assert data["network"]["host_address"] == "192.168.83.1"
+    assert {"state_dir", "user", "network", "nix", "agent", "images", "sections"} <= data.keys()
 
 
 def test_config_check(cli_invoke, three) -> None:

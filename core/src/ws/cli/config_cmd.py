@@ -64,6 +64,7 @@ def describe(ctx: Context) -> dict[str, Any]:
         "user": core.user.model_dump(mode="json"),
         "nix": core.nix.model_dump(mode="json"),
         "agent": core.agent.model_dump(mode="json"),
+        "images": core.images.model_dump(mode="json"),
         "sections": {name: model.model_dump(mode="json") for name, model in ctx.config.sections.items()},
         "workspaces": {
             name: dataclasses.asdict(workspace) for name, workspace in sorted(ctx.config.workspaces.items())
