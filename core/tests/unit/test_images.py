@@ -386,3 +386,42 @@ def test_command_copies_the_kernel_out_and_installs_claude_code(tmp_path):
     hooks = " ".join(part for part in mmdebstrap_command(recipe, tmp_path) if part.startswith("--customize-hook"))
     assert f"{tmp_path}/vmlinuz" in hooks and f"{tmp_path}/initrd.img" in hooks
     assert "npm install --global" in hooks and "@anthropic-ai/claude-code" in hooks
+
+
+# --- the CLI on a cache filled by the fake build -----------------------------------------------------------------
+
+
+def test_cli_lists_and_removes_images(write_config, state_dir, cli_invoke):
+    path = write_config('[images]\npackages = ["jq"]\n')
+    current = ensure_image(state_dir, recipe_for(config(images={"packages": ["jq"]})), build=FakeBuild())
+    old = ensure_image(state_dir, recipe_for(config()), build=FakeBuild())
+
+    result = cli_invoke("--config", str(path), "image", "list", "--json")
+    assert result.exit_code == 0, result.output
+    listed = {entry["hash"]: entry for entry in json.loads(result.stdout)}
+    assert set(listed) == {current.hash, old.hash}
+    assert listed[current.hash]["current"] and not listed[old.hash]["current"]
+    assert listed[current.hash]["size"] == current.size and listed[current.hash]["name"] == DEFAULT_IMAGE
+    assert listed[current.hash]["created"] == current.created and not listed[current.hash]["kernel"]
+
+    table = cli_invoke("--config", str(path), "image", "list").stdout.splitlines()
+    assert table[0].split() == ["NAME", "HASH", "SIZE", "CREATED", "KERNEL", "CURRENT"]
+    assert any(
+        line.startswith(DEFAULT_IMAGE) and line.split()[1] == current.hash and line.endswith("*") for line in table
+    )
+
+    removed = cli_invoke("--config", str(path), "image", "remove", DEFAULT_IMAGE, "--json")
+    assert json.loads(removed.stdout) == {"name": DEFAULT_IMAGE, "removed": [current.hash]}
+    assert [image.hash for image in list_images(state_dir)] == [old.hash]
+    assert "no build" in cli_invoke("--config", str(path), "image", "remove", DEFAULT_IMAGE).stdout
+
+    unknown = cli_invoke("--config", str(path), "image", "remove", DEFAULT_IMAGE, "--hash", "ffffffffffffffff")
+    assert unknown.exit_code == 2 and "has no build ffffffffffffffff" in unknown.stderr
+    cli_invoke("--config", str(path), "image", "remove", DEFAULT_IMAGE, "--all")
+    assert list_images(state_dir) == []
+    assert "no images built yet" in cli_invoke("--config", str(path), "image", "list").stdout
+
+
+def test_cli_refuses_unknown_image_names(write_config, cli_invoke):
+    result = cli_invoke("--config", str(write_config()), "image", "build", "images:debian/12")
+    assert result.exit_code == 2 and "not an image ws builds" in result.stderr

@@ -79,6 +79,9 @@ def ensure_image(
     if build is None:
         from ws.images.build import mmdebstrap_build as build
     report: Progress = progress or (lambda _phase: None)
+    cached = current_image(state_dir, recipe)  # hash folders appear complete or not at all: no lock needed
+    if cached is not None:
+        return cached
     with locking.lock(state_dir, "image", recipe.name, timeout=LOCK_TIMEOUT):
         cached = current_image(state_dir, recipe)
         if cached is not None:
