@@ -29,6 +29,9 @@ network = "example"
 type = "example"
 """
 
+ONLY_IN_PROCESS = {"WS_PLUGINS": ""}
+"""No entry-point plugins: installed first-party backends must not change what these tests see."""
+
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
@@ -50,7 +53,7 @@ class Ws:
 
     def __call__(self, *args: str, code: int = 0) -> Result:
         self.hooks = set()
-        manager = PluginManager()
+        manager = PluginManager(environ=ONLY_IN_PROCESS)
         manager.pm.add_hookcall_monitoring(self._record, lambda *_: None)
         manager.load([("example", self.plugin)])
         state = CliState(config_path=self.config, _plugins=manager)
@@ -130,7 +133,7 @@ def test_provisioning_contribution_reaches_the_bundle(ws) -> None:
 
 
 def test_renew_tunnel_contribution(config: Path, example_plugin: ModuleType) -> None:
-    ctx = load_context(config, PluginManager().load(extra=[("example", example_plugin)]))
+    ctx = load_context(config, PluginManager(environ=ONLY_IN_PROCESS).load(extra=[("example", example_plugin)]))
     [first] = ctx.plugins.call_all("ws_renew_tunnel", ctx=ctx, force=False)
     [again] = ctx.plugins.call_all("ws_renew_tunnel", ctx=ctx, force=False)
     [forced] = ctx.plugins.call_all("ws_renew_tunnel", ctx=ctx, force=True)

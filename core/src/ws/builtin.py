@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from ws import hookimpl
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ws.context import Context
     from ws.types import DoctorCheck, NetworkAttachment, Workspace
 
@@ -26,16 +28,30 @@ def ws_networks() -> list[str]:
 
 @hookimpl
 def ws_network_attach(workspace: Workspace, ctx: Context) -> NetworkAttachment:
-    from ws.types import NetworkAttachment
+    """Bring the sandbox network up if it is not (a cheap no-op when it is), so ``ws up`` alone suffices."""
+    from ws.network import sandbox
+
+    ensure_sandbox(ctx)
+    return sandbox.attachment(ctx.config.core.network)
+
+
+def ensure_sandbox(ctx: Context) -> list[str]:
+    """Create or repair the sandbox network and the host files naming the workspaces; return the changes.
+
+    Shared by ``ws network up`` and every ``ws up`` on the sandbox network.
+    """
+    from ws.network import hostfiles, sandbox
 
     network = ctx.config.core.network
-    return NetworkAttachment(
-        network=SANDBOX,
-        bridge=network.bridge,
-        gateway=str(network.gateway),
-        dns=(str(network.gateway),),
-        prefixlen=network.subnet.prefixlen,
-    )
+    with ctx.lock("network", network.bridge):
+        changes = sandbox.ensure_up(network, ctx.state.root, ctx.log).changes
+        entries = hostfiles.entries_for(ctx.config.workspaces.values())
+        return [*changes, *hostfiles.sync_host_files(entries, known_hosts=known_hosts_file(ctx))]
+
+
+def known_hosts_file(ctx: Context) -> Path:
+    """ws's own known_hosts with every workspace's host key, used by ``ws ssh``."""
+    return ctx.state.root / "ssh" / "known_hosts"
 
 
 @hookimpl

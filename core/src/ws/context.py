@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ws import locking
 from ws.config import Config, load_config
@@ -14,6 +15,9 @@ from ws.errors import UsageError
 from ws.log import get_logger
 from ws.plugins import PluginManager
 from ws.types import NetworkAttachment, ProvisionFile, Workspace
+
+if TYPE_CHECKING:
+    from ws.provision import Bundle, LoginUser
 
 
 @dataclass(frozen=True)
@@ -50,14 +54,24 @@ class Context:
         """Ask the plugin owning the workspace's network to bring it up and say where to plug in."""
         return self.plugins.call_network("ws_network_attach", workspace.network, workspace=workspace, ctx=self)
 
-    def provisioning(self, workspace: Workspace, attachment: NetworkAttachment) -> list[ProvisionFile]:
-        """Every plugin's contribution to the workspace's guest provisioning bundle, core's first."""
-        files: list[ProvisionFile] = []
+    @functools.cached_property
+    def login_user(self) -> LoginUser:
+        """The guest login user (``[user]``, else the sudo caller), resolved once per command."""
+        from ws.provision import resolve_login_user
+
+        return resolve_login_user(self.config.core.user, os.environ)
+
+    def provisioning(self, workspace: Workspace, attachment: NetworkAttachment) -> Bundle:
+        """The workspace's provisioning bundle: core's files, first-boot steps and mounts plus every plugin's
+        ``ws_provision_files``. Computing it has no side effects; backends deliver it before first boot."""
+        from ws.provision import build_bundle
+
+        extra: list[ProvisionFile] = []
         for contribution in self.plugins.call_all(
             "ws_provision_files", workspace=workspace, attachment=attachment, ctx=self
         ):
-            files.extend(contribution or ())
-        return files
+            extra.extend(contribution or ())
+        return build_bundle(workspace, attachment, self.config.core, self.login_user, extra)
 
 
 def load_context(config_path: Path | None, plugins: PluginManager, environ: dict[str, str] | None = None) -> Context:

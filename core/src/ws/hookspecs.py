@@ -85,7 +85,8 @@ def ws_create(workspace: Workspace, attachment: NetworkAttachment, ctx: Context)
     Called by ``ws up`` with the core-computed identities and the network attachment. Must be idempotent
     and converge after a crash of an earlier call (leftovers of a killed run are the backend's to clean).
     Ephemeral backends re-create the instance here on every ``up``. Deliver the provisioning bundle
-    (``ctx.provisioning(workspace, attachment)``) before the guest's first boot. Raise
+    (``ctx.provisioning(workspace, attachment)``, a :class:`ws.provision.Bundle` of files, first-boot steps
+    and mounts) before the guest's first boot. Raise
     :class:`ws.errors.WsError` with a sentence for the user on failure.
     """
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ws.context import Context
+from ws.provision import ensure_host_key
 from ws.state import atomic_write, ensure_workspace_dirs, read_leases, remove_workspace_dirs, write_leases
 from ws.types import State, Workspace, WorkspaceStatus
 
@@ -41,8 +41,8 @@ def up(ctx: Context, workspace: Workspace, *, force: bool = False, progress: Pro
         if before.state != State.ABSENT:
             progress(f"{workspace.name}: stopping the old instance")
             ctx.backend("ws_stop", workspace)
-        uid, gid = login_ids(ctx)
-        ensure_workspace_dirs(workspace.paths, uid, gid)
+        ensure_workspace_dirs(workspace.paths, ctx.login_user.uid, ctx.login_user.gid)
+        ensure_host_key(workspace.paths.ssh_host_keys, pinned=workspace.host_key, comment=workspace.hostname)
         _record_lease(ctx, workspace)
         progress(f"{workspace.name}: attaching to network {workspace.network!r}")
         attachment = ctx.attach_network(workspace)
@@ -74,20 +74,6 @@ def destroy(ctx: Context, workspace: Workspace, *, purge: bool) -> None:
 
 def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
     return ctx.backend("ws_status", workspace)
-
-
-def login_ids(ctx: Context) -> tuple[int, int]:
-    """uid/gid owning the shared folders: ``[user]`` uid/gid, else the sudo caller, else 1000."""
-    user = ctx.config.core.user
-    uid = user.uid or int(os.environ.get("SUDO_UID") or (os.getuid() if os.getuid() != 0 else 1000))
-    gid = user.gid or int(os.environ.get("SUDO_GID") or (os.getgid() if os.getuid() != 0 else uid))
-    return uid, gid
-
-
-def login_name(ctx: Context) -> str:
-    """The guest login user: ``[user] name``, else the sudo caller, else ``dev``."""
-    name = ctx.config.core.user.name or os.environ.get("SUDO_USER") or os.environ.get("USER") or "dev"
-    return "dev" if name == "root" else name
 
 
 def _fingerprint(workspace: Workspace) -> str:

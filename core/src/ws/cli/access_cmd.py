@@ -13,10 +13,6 @@ from ws.cli.common import pass_ws_context, workspace_names
 if TYPE_CHECKING:
     from ws.context import Context
 
-KNOWN_HOSTS = ("ssh", "known_hosts")
-"""Under the state directory: the host keys of every workspace, kept by ``ws network`` / ``ws up``."""
-
-
 @click.command("exec", context_settings={"ignore_unknown_options": True})
 @click.argument("name", shell_complete=workspace_names)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -56,10 +52,10 @@ def ssh(ctx: Context, name: str, command: tuple[str, ...]) -> None:
 
 def ssh_argv(ctx: Context, name: str, command: list[str]) -> list[str]:
     """The ssh command line for a workspace: pinned host key, its address, the login user."""
-    from ws.operations import login_name
-
     workspace = ctx.workspace(name)
-    known_hosts = ctx.state.root.joinpath(*KNOWN_HOSTS)
+    from ws.builtin import known_hosts_file
+
+    known_hosts = known_hosts_file(ctx)
     return [
         "ssh",
         "-o",
@@ -68,7 +64,7 @@ def ssh_argv(ctx: Context, name: str, command: list[str]) -> list[str]:
         "StrictHostKeyChecking=yes",
         "-o",
         f"HostKeyAlias={workspace.hostname}",
-        f"{login_name(ctx)}@{workspace.ip}",
+        f"{ctx.login_user.name}@{workspace.ip}",
         *command,
     ]
 

@@ -6,12 +6,10 @@ inspecting it and removing everything ws created.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from ws.cli.access_cmd import KNOWN_HOSTS
 from ws.cli.common import json_option, pass_ws_context, print_json
 
 if TYPE_CHECKING:
@@ -28,13 +26,10 @@ def network() -> None:
 @pass_ws_context
 def up(ctx: Context, as_json: bool) -> None:
     """Create or repair the sandbox network; changes nothing when it is already up as configured."""
-    from ws.network import hostfiles, sandbox
+    from ws.builtin import ensure_sandbox
 
     net = ctx.config.core.network
-    with ctx.lock("network", net.bridge):
-        result = sandbox.ensure_up(net, ctx.state.root, ctx.log)
-        entries = hostfiles.entries_for(ctx.config.workspaces.values())
-        changes = [*result.changes, *hostfiles.sync_host_files(entries, known_hosts=_known_hosts(ctx))]
+    changes = ensure_sandbox(ctx)
     if as_json:
         print_json({"bridge": net.bridge, "changes": changes, "already_up": not changes})
     elif changes:
@@ -50,12 +45,13 @@ def up(ctx: Context, as_json: bool) -> None:
 @pass_ws_context
 def down(ctx: Context, as_json: bool) -> None:
     """Remove everything `ws network up` created (running workspaces lose their network)."""
+    from ws.builtin import known_hosts_file
     from ws.network import hostfiles, sandbox
 
     net = ctx.config.core.network
     with ctx.lock("network", net.bridge):
         changes = sandbox.down(net, ctx.state.root, ctx.log)
-        changes += hostfiles.remove_host_files(known_hosts=_known_hosts(ctx))
+        changes += hostfiles.remove_host_files(known_hosts=known_hosts_file(ctx))
     if as_json:
         print_json({"bridge": net.bridge, "changes": changes})
     elif changes:
@@ -89,7 +85,3 @@ def status(ctx: Context, as_json: bool) -> None:
         f"  dns        dnsmasq {running} on {dns['listen_address']}:53 -> {', '.join(dns['upstream_servers']) or '-'}"
     )
     click.echo(f"  upstream   {upstream['interface'] or upstream['error']} ({upstream['source']})")
-
-
-def _known_hosts(ctx: Context) -> Path:
-    return ctx.state.root.joinpath(*KNOWN_HOSTS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import click
@@ -29,12 +28,8 @@ def show(ctx: Context, name: str, as_json: bool) -> None:
 
     Nothing is started, created or generated.
     """
-    from ws.provision import build_bundle, resolve_login_user
-
     workspace = ctx.workspace(name)
-    attachment = preview_attachment(ctx, workspace)
-    user = resolve_login_user(ctx.config.core.user, os.environ)
-    bundle = build_bundle(workspace, attachment, ctx.config.core, user, ctx.provisioning(workspace, attachment))
+    bundle = ctx.provisioning(workspace, preview_attachment(ctx, workspace))
     if as_json:
         print_json(bundle.to_dict())
     else:

@@ -108,7 +108,7 @@ def ws_create(workspace: Workspace, attachment: NetworkAttachment, ctx: Context)
     from ws_plugin_example import instance
 
     directory = _dir(workspace, ctx)
-    rootfs = instance.replace_rootfs(directory, ctx.provisioning(workspace, attachment))
+    rootfs = instance.replace_rootfs(directory, ctx.provisioning(workspace, attachment).files)
     instance.write_state(directory, "created")
     instance.log_event(directory, f"created on network {attachment.network} with rootfs {rootfs}")
 
