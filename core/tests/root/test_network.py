@@ -177,7 +177,7 @@ def test_up_gives_nat_dns_and_lan_isolation_and_down_removes_exactly_that(topo: 
     other_before = topo.nft("list", "table", "inet", "wstest_other").stdout
 
     up, cold = timed(topo.ws_json, "up")
-    assert not up["already_up"] and any("created bridge" in c for c in up["changes"])
+    assert up["changed"] and any("created bridge" in c for c in up["changes"])
     topo.plug_client()
 
     # out through the NAT: the internet sees the upstream address, not the workspace's
@@ -245,7 +245,7 @@ def test_up_is_a_no_op_when_up_and_converges_after_a_crash(topo: Topology) -> No
     topo.ws("up")
     topo.plug_client()
     again, noop = timed(topo.ws_json, "up")
-    assert again == {"bridge": BRIDGE, "changes": [], "already_up": True}
+    assert again == {"bridge": BRIDGE, "changes": [], "changed": False}
 
     topo.nft("delete", "table", "inet", "ws-sandbox-br")
     assert topo.ws_json("up")["changes"] == ["applied nftables table inet ws-sandbox-br (masquerade out of up0)"]

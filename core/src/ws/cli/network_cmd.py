@@ -28,16 +28,8 @@ def up(ctx: Context, as_json: bool) -> None:
     """Create or repair the sandbox network; changes nothing when it is already up as configured."""
     from ws.builtin import ensure_sandbox
 
-    net = ctx.config.core.network
     changes = ensure_sandbox(ctx)
-    if as_json:
-        print_json({"bridge": net.bridge, "changes": changes, "already_up": not changes})
-    elif changes:
-        click.echo(f"sandbox network on {net.bridge} is up ({len(changes)} changes):")
-        for change in changes:
-            click.echo(f"  {change}")
-    else:
-        click.echo(f"sandbox network on {net.bridge} is already up (no changes)")
+    _report(ctx, changes, as_json, done="is up", unchanged="is already up")
 
 
 @network.command()
@@ -52,14 +44,19 @@ def down(ctx: Context, as_json: bool) -> None:
     with ctx.lock("network", net.bridge):
         changes = sandbox.down(net, ctx.state.root, ctx.log)
         changes += hostfiles.remove_host_files(known_hosts=known_hosts_file(ctx))
+    _report(ctx, changes, as_json, done="is down", unchanged="was not up")
+
+
+def _report(ctx: Context, changes: list[str], as_json: bool, *, done: str, unchanged: str) -> None:
+    bridge = ctx.config.core.network.bridge
     if as_json:
-        print_json({"bridge": net.bridge, "changes": changes})
+        print_json({"bridge": bridge, "changes": changes, "changed": bool(changes)})
     elif changes:
-        click.echo(f"sandbox network on {net.bridge} is down ({len(changes)} changes):")
+        click.echo(f"sandbox network on {bridge} {done} ({len(changes)} changes):")
         for change in changes:
             click.echo(f"  {change}")
     else:
-        click.echo(f"sandbox network on {net.bridge} was not up (no changes)")
+        click.echo(f"sandbox network on {bridge} {unchanged} (no changes)")
 
 
 @network.command()
