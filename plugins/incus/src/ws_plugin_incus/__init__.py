@@ -1,0 +1,1 @@
+"""ws backend plugin for Incus (see docs/backends/incus.md)."""

@@ -1,0 +1,101 @@
+"""``ws exec`` and ``ws logs`` for Incus workspaces.
+
+Non-interactive commands go through the exec API (pylxd's websocket streaming) as the login user, so they
+work the same on a remote server; their output is streamed and their exit status returned. A terminal
+session needs a pty relay, which the ``incus`` client provides: it is used against the local daemon, and
+``ws ssh`` is the way in on a remote one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import TYPE_CHECKING, NoReturn
+
+from ws.errors import WsError
+
+from ws_plugin_incus.backend import api_for, settings_for
+
+if TYPE_CHECKING:
+    from ws.context import Context
+    from ws.types import Workspace
+
+
+def exec_command(ctx: Context, workspace: Workspace, command: list[str], interactive: bool) -> int:
+    user = ctx.login_user
+    env = {"HOME": user.home, "USER": user.name, "LOGNAME": user.name, "LANG": "C.UTF-8", "SHELL": "/bin/bash"}
+    if interactive or not command:
+        return _incus_cli(ctx, workspace, command or ["bash", "--login"], user.uid, user.gid, user.home, env)
+    api = api_for(ctx, workspace)
+    instance = _running(api, workspace)
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    result = instance.execute(
+        command, environment=env, user=user.uid, group=user.gid, cwd=user.workspace_dir, decode=False,
+        stdout_handler=lambda data: (out.write(data), out.flush()),
+        stderr_handler=lambda data: (err.write(data), err.flush()),
+    )  # fmt: skip
+    return int(result.exit_code)
+
+
+def logs(ctx: Context, workspace: Workspace, follow: bool) -> int:
+    """The journal of a running workspace (``-f`` follows it); the console log of a stopped one."""
+    from ws_plugin_incus import readiness
+
+    api = api_for(ctx, workspace)
+    status = _status_text(api, workspace)
+    if status != "running":
+        sys.stdout.write(readiness.console_tail(api, workspace.instance_name, lines=10_000) + "\n")
+        return 0
+    command = ["journalctl", "--no-pager", "-b", *(["-f"] if follow else [])]
+    out = sys.stdout.buffer
+    result = _running(api, workspace).execute(
+        command, decode=False, stdout_handler=lambda data: (out.write(data), out.flush())
+    )
+    return int(result.exit_code)
+
+
+def _running(api, workspace: Workspace):
+    """pylxd's instance object, after checking it exists, is ws's and runs."""
+    from pylxd.exceptions import NotFound
+
+    if _status_text(api, workspace) != "running":
+        raise WsError(f"workspace {workspace.name} is not running (ws up {workspace.name})")
+    try:
+        return api.client.instances.get(workspace.instance_name)
+    except NotFound:
+        raise WsError(f"workspace {workspace.name} is not running (ws up {workspace.name})") from None
+
+
+def _status_text(api, workspace: Workspace) -> str:
+    from ws_plugin_incus import instances
+
+    instance = instances.get(api, workspace)
+    if instance is None:
+        return "absent"
+    if not instances.owned(instance, workspace):
+        from ws_plugin_incus.errors import foreign_instance
+
+        raise foreign_instance(workspace.instance_name, api.endpoint)
+    return (instance.get("status") or "").lower()
+
+
+def _incus_cli(
+    ctx: Context, workspace: Workspace, command: list[str], uid: int, gid: int, home: str, env: dict
+) -> NoReturn:
+    settings = settings_for(ctx, workspace)
+    if settings.remote:
+        raise WsError(
+            f"an interactive session on the remote Incus server {settings.url} needs a terminal relay ws "
+            f"does not have; use `ws ssh {workspace.name}`"
+        )
+    incus = shutil.which("incus")
+    if incus is None:
+        raise WsError("an interactive `ws exec` needs the incus client (apt-get install incus-client)")
+    _status_text(api_for(ctx, workspace), workspace)  # refuses a foreign instance of that name
+    argv = [incus, "exec", workspace.instance_name, "--user", str(uid), "--group", str(gid), "--cwd", home, "-t"]
+    if settings.project:
+        argv += ["--project", settings.project]
+    argv += [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
+    os.environ["INCUS_SOCKET"] = str(settings.local_socket())
+    os.execv(incus, [*argv, "--", *command])

@@ -1,0 +1,154 @@
+"""What each backend hook does with Incus; :mod:`ws_plugin_incus.plugin` only forwards to here.
+
+Core holds the workspace's lock around every call and has created the host folders and the host key
+before ``create``. Instances are ephemeral: ``create`` makes a fresh one from the current image on every
+``ws up`` (removing a leftover of a crashed run first), ``stop`` deletes it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ws.errors import WsError
+from ws.types import State, WorkspaceStatus
+
+from ws_plugin_incus import delivery, images, instances, readiness
+from ws_plugin_incus.client import Api, connect
+
+if TYPE_CHECKING:
+    from ws.context import Context
+    from ws.types import NetworkAttachment, Workspace
+
+    from ws_plugin_incus.settings import IncusSettings
+
+STATES = {"running": State.RUNNING, "stopped": State.STOPPED}
+
+
+def settings_for(ctx: Context, workspace: Workspace | None = None) -> IncusSettings:
+    """``[incus]`` with the workspace's ``[workspaces.NAME.incus]`` overrides applied."""
+    from pydantic import ValidationError
+
+    from ws_plugin_incus.settings import effective
+
+    section = ctx.config.sections.get("incus")
+    overrides = workspace.options if workspace is not None else {}
+    try:
+        return effective(section, overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise WsError(f"[workspaces.{workspace.name}.incus] in {ctx.config.source}: {problems}") from None
+
+
+def api_for(ctx: Context, workspace: Workspace) -> Api:
+    return connect(settings_for(ctx, workspace))
+
+
+def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) -> None:
+    settings = settings_for(ctx, workspace)
+    api = connect(settings)
+    bundle = ctx.provisioning(workspace, attachment)
+    source, image_hash = _source(ctx, api, workspace)
+    sharing = instances.Sharing(shift=_shift(api, settings), uid=bundle.user.uid, gid=bundle.user.gid)
+    body = instances.create_body(workspace, attachment, settings, source.body, source.label, list(bundle.mounts), sharing)
+    instances.create(api, workspace, body)
+    delivery.deliver(api, workspace.instance_name, bundle, [] if sharing.shift else _host_key_files(workspace))
+    if image_hash is not None:
+        images.remove_unused(api, workspace.image, keep=image_hash)
+
+
+def start(ctx: Context, workspace: Workspace) -> None:
+    settings = settings_for(ctx, workspace)
+    api = connect(settings)
+    instances.start(api, workspace)
+    readiness.wait_until_ready(api, workspace, settings.ready_timeout)
+
+
+def stop(ctx: Context, workspace: Workspace) -> None:
+    instances.ensure_absent(api_for(ctx, workspace), workspace)
+
+
+def destroy(ctx: Context, workspace: Workspace) -> None:
+    """Delete the instance and ws's images of the workspace's image that no instance uses any more."""
+    from ws.images import is_ws_image
+
+    api = api_for(ctx, workspace)
+    instances.ensure_absent(api, workspace)
+    if is_ws_image(workspace.image):
+        images.remove_unused(api, workspace.image, keep=None)
+
+
+def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
+    api = api_for(ctx, workspace)
+    instance = instances.get(api, workspace)
+    if instance is None:
+        return WorkspaceStatus(State.ABSENT, f"no instance {workspace.instance_name} on {api.endpoint}")
+    if not instances.owned(instance, workspace):
+        return WorkspaceStatus(
+            State.ERROR, f"{workspace.instance_name} on {api.endpoint} exists but was not created by ws"
+        )
+    state = instance.get("state") or {}
+    status_text = (instance.get("status") or "").lower()
+    started = _timestamp(state.get("started_at")) if status_text == "running" else None
+    detail = f"{workspace.instance_name} on {instance.get('location') or api.endpoint}"
+    if started is not None:
+        detail += f", up {_duration(time.time() - started)}"
+    return WorkspaceStatus(
+        STATES.get(status_text, State.ERROR),
+        detail if status_text in STATES else f"{detail}: Incus reports {instance.get('status')}",
+        ip=_address(state),
+        image=(instance.get("config") or {}).get(instances.IMAGE_KEY),
+        started_at=started,
+        extra={"instance": workspace.instance_name, "endpoint": api.endpoint, "location": instance.get("location")},
+    )
+
+
+def _source(ctx: Context, api: Api, workspace: Workspace) -> tuple[images.Source, str | None]:
+    """The create request's source, and the image hash when it is ws's own image."""
+    from ws.images import ensure_image, is_ws_image, recipe_for
+
+    if not is_ws_image(workspace.image):
+        return images.reference_source(api, workspace.image), None
+    recipe = recipe_for(ctx.config.core, workspace.image)
+    built = ensure_image(ctx.state.root, recipe, progress=lambda phase: print(f"image {recipe.name}: {phase}", file=sys.stderr))
+    lock = ctx.lock("image", f"incus-{built.name}")
+    return images.ws_source(api, built, lock), built.hash
+
+
+def _shift(api: Api, settings: IncusSettings) -> bool:
+    if settings.shift is not None:
+        return settings.shift
+    return api.info.get("environment", {}).get("kernel_features", {}).get("idmapped_mounts") == "true"
+
+
+def _host_key_files(workspace: Workspace) -> list[tuple[str, bytes, int]]:
+    """Without idmapped mounts the host key folder cannot be shared; its files are pushed instead."""
+    folder = workspace.paths.ssh_host_keys
+    return [
+        (f"{instances.HOST_KEYS_GUEST_DIR}/{path.name}", path.read_bytes(), path.stat().st_mode & 0o777)
+        for path in sorted(folder.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    ]
+
+
+def _address(state: dict) -> str | None:
+    nic = (state.get("network") or {}).get(instances.NIC) or {}
+    return next((a["address"] for a in nic.get("addresses") or () if a.get("family") == "inet"), None)
+
+
+def _timestamp(text: str | None) -> float | None:
+    if not text or text.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s"

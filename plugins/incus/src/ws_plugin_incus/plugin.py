@@ -1,0 +1,94 @@
+"""The hook implementations of ws-plugin-incus (entry point ``incus`` in group ``ws``).
+
+Imported on every ``ws`` invocation, so this module only imports ws's light modules; pylxd, pydantic and
+the backend code are imported inside the hooks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ws import hookimpl
+from ws.types import WorkspaceType
+
+if TYPE_CHECKING:
+    from ws.context import Context
+    from ws.types import DoctorCheck, NetworkAttachment, Workspace, WorkspaceStatus
+
+INCUS = WorkspaceType(
+    name="incus",
+    description="ephemeral unprivileged Incus container (local daemon or remote Incus cluster)",
+    ip_range=(90, 129),
+    mac_seed="incus",
+    interface_prefix="wsi-",
+)
+"""Addresses .90-.129 and ``mac("incus-NAME")`` as in the original; the host-side veth is ``wsi-NAME``
+(so names are at most 11 characters)."""
+
+
+@hookimpl
+def ws_workspace_types() -> list[WorkspaceType]:
+    return [INCUS]
+
+
+@hookimpl
+def ws_config_sections() -> dict[str, Any]:
+    from ws_plugin_incus.settings import IncusSettings
+
+    return {"incus": IncusSettings}
+
+
+@hookimpl
+def ws_create(workspace: Workspace, attachment: NetworkAttachment, ctx: Context) -> None:
+    from ws_plugin_incus import backend
+
+    backend.create(ctx, workspace, attachment)
+
+
+@hookimpl
+def ws_start(workspace: Workspace, ctx: Context) -> None:
+    from ws_plugin_incus import backend
+
+    backend.start(ctx, workspace)
+
+
+@hookimpl
+def ws_stop(workspace: Workspace, ctx: Context) -> None:
+    from ws_plugin_incus import backend
+
+    backend.stop(ctx, workspace)
+
+
+@hookimpl
+def ws_destroy(workspace: Workspace, ctx: Context, purge: bool) -> None:
+    from ws_plugin_incus import backend
+
+    backend.destroy(ctx, workspace)
+
+
+@hookimpl
+def ws_status(workspace: Workspace, ctx: Context) -> WorkspaceStatus:
+    from ws_plugin_incus import backend
+
+    return backend.status(ctx, workspace)
+
+
+@hookimpl
+def ws_exec(workspace: Workspace, ctx: Context, command: list[str], interactive: bool) -> int:
+    from ws_plugin_incus import access
+
+    return access.exec_command(ctx, workspace, command, interactive)
+
+
+@hookimpl
+def ws_logs(workspace: Workspace, ctx: Context, follow: bool) -> int:
+    from ws_plugin_incus import access
+
+    return access.logs(ctx, workspace, follow)
+
+
+@hookimpl
+def ws_doctor_checks(ctx: Context) -> list[DoctorCheck]:
+    from ws_plugin_incus import doctor
+
+    return doctor.checks(ctx)
