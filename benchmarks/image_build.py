@@ -26,6 +26,7 @@ def main() -> int:
     parser.add_argument("--hits", type=int, default=5)
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="ws-bench-image-", dir="/var/tmp"))
+    state.chmod(0o755)  # like /var/lib/ws: apt downloads as _apt, which must reach the tree
     try:
         recipe = recipe_for(CoreConfig(state_dir=state), with_kernel=args.kernel)
         started = time.perf_counter()

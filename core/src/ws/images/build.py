@@ -114,7 +114,7 @@ def run_with_progress(command: list[str], env: dict[str, str], progress: Progres
         text=True,
         errors="replace",
         start_new_session=True,
-        preexec_fn=_terminate_with_parent,
+        preexec_fn=_terminate_with_parent(),
     )
     try:
         assert process.stdout is not None
@@ -140,9 +140,12 @@ def _expected_files(recipe: Recipe) -> list[str]:
     return [ROOTFS, *([KERNEL, INITRD] if recipe.with_kernel else [])]
 
 
-def _terminate_with_parent() -> None:
-    """In the child before exec: SIGTERM it when ws dies, so no orphan keeps writing into a stale folder."""
+def _terminate_with_parent() -> Callable[[], None]:
+    """What the child runs before exec: have the kernel SIGTERM it when ws dies, so no orphan keeps writing
+    into a folder the next build will clean. Resolved here, in the parent: the child only calls it."""
     import ctypes
+    import functools
 
     pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return functools.partial(prctl, pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
