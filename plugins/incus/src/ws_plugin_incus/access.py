@@ -1,7 +1,9 @@
 """``ws exec`` and ``ws logs`` for Incus workspaces.
 
 Non-interactive commands go through the exec API (pylxd's websocket streaming) as the login user, so they
-work the same on a remote server; their output is streamed and their exit status returned. A terminal
+work the same on a remote server; their output is streamed and their exit status returned. The exec API
+sets uid and gid but no supplementary groups, so the command starts as root and drops to the user with
+``setpriv --init-groups`` (util-linux): ``doas`` needs the user's ``wheel`` membership. A terminal
 session needs a pty relay, which the ``incus`` client provides: it is used against the local daemon, and
 ``ws ssh`` is the way in on a remote one.
 """
@@ -25,13 +27,14 @@ if TYPE_CHECKING:
 def exec_command(ctx: Context, workspace: Workspace, command: list[str], interactive: bool) -> int:
     user = ctx.login_user
     env = {"HOME": user.home, "USER": user.name, "LOGNAME": user.name, "LANG": "C.UTF-8", "SHELL": "/bin/bash"}
+    as_user = ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--"]
     if interactive or not command:
-        return _incus_cli(ctx, workspace, command or ["bash", "--login"], user.uid, user.gid, user.home, env)
+        _incus_cli(ctx, workspace, [*as_user, *(command or ["bash", "--login"])], user.workspace_dir, env)
     api = api_for(ctx, workspace)
     instance = _running(api, workspace)
     out, err = sys.stdout.buffer, sys.stderr.buffer
     result = instance.execute(
-        command, environment=env, user=user.uid, group=user.gid, cwd=user.workspace_dir, decode=False,
+        [*as_user, *command], environment=env, cwd=user.workspace_dir, decode=False,
         stdout_handler=lambda data: (out.write(data), out.flush()),
         stderr_handler=lambda data: (err.write(data), err.flush()),
     )  # fmt: skip
@@ -80,9 +83,7 @@ def _status_text(api, workspace: Workspace) -> str:
     return (instance.get("status") or "").lower()
 
 
-def _incus_cli(
-    ctx: Context, workspace: Workspace, command: list[str], uid: int, gid: int, home: str, env: dict
-) -> NoReturn:
+def _incus_cli(ctx: Context, workspace: Workspace, command: list[str], cwd: str, env: dict) -> NoReturn:
     settings = settings_for(ctx, workspace)
     if settings.remote:
         raise WsError(
@@ -93,7 +94,7 @@ def _incus_cli(
     if incus is None:
         raise WsError("an interactive `ws exec` needs the incus client (apt-get install incus-client)")
     _status_text(api_for(ctx, workspace), workspace)  # refuses a foreign instance of that name
-    argv = [incus, "exec", workspace.instance_name, "--user", str(uid), "--group", str(gid), "--cwd", home, "-t"]
+    argv = [incus, "exec", workspace.instance_name, "--cwd", cwd, "-t"]
     if settings.project:
         argv += ["--project", settings.project]
     argv += [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]

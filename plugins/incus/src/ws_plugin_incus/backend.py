@@ -107,14 +107,25 @@ def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
 
 def _source(ctx: Context, api: Api, workspace: Workspace) -> tuple[images.Source, str | None]:
     """The create request's source, and the image hash when it is ws's own image."""
-    from ws.images import ensure_image, is_ws_image, recipe_for
+    from ws.images import is_ws_image
 
     if not is_ws_image(workspace.image):
         return images.reference_source(api, workspace.image), None
-    recipe = recipe_for(ctx.config.core, workspace.image)
-    built = ensure_image(ctx.state.root, recipe, progress=lambda phase: print(f"image {recipe.name}: {phase}", file=sys.stderr))
+    built = _built_image(ctx, workspace.image)
     lock = ctx.lock("image", f"incus-{built.name}")
     return images.ws_source(api, built, lock), built.hash
+
+
+def _built_image(ctx: Context, name: str):
+    """ws's build of ``name`` for containers; a cached build of the same recipe plus a kernel (made for
+    microVMs) is taken as it is rather than building a second image: the kernel is inert in a container."""
+    from ws.images import current_image, ensure_image, recipe_for
+
+    recipe = recipe_for(ctx.config.core, name)
+    for candidate in (recipe, recipe_for(ctx.config.core, name, with_kernel=True)):
+        if (cached := current_image(ctx.state.root, candidate)) is not None:
+            return cached
+    return ensure_image(ctx.state.root, recipe, progress=lambda phase: print(f"image {name}: {phase}", file=sys.stderr))
 
 
 def _shift(api: Api, settings: IncusSettings) -> bool:

@@ -1,0 +1,220 @@
+"""Root tier of ws-plugin-incus: a real incusd, ws's real image, the real sandbox network, the ws CLI.
+
+``incusd``: the daemon, started by scripts/start-incusd if it does not answer (and stopped at the end only
+when this session started it). ``ws_image``: ws's image from the shared test cache (the build core's root
+tier makes, reused). ``wsenv``: one ws configuration for the session (own state dir under /var/tmp, own
+bridge and 10.213.X.0/24 subnet, a generated user key pair); its finalizer destroys every workspace it
+declared, checks that no instance of them is left, and takes the network down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[4]
+TEST_STATE = Path("/var/tmp/ws-test-state")
+WS = Path(sys.executable).with_name("ws")
+USER, UID = "wsuser", 1234
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("the root tier must run as root")
+    missing = [tool for tool in ("incus", "ssh", "ssh-keygen") if shutil.which(tool) is None]
+    if missing or not Path("/usr/libexec/incus/incusd").exists() and shutil.which("incusd") is None:
+        pytest.fail(f"missing {missing or ['incusd']}: run scripts/install-incus and apt-get install openssh-client")
+
+
+@pytest.fixture(scope="session")
+def incusd():
+    """incusd answering on its socket, with a storage pool and a root disk in the default profile."""
+    _require_root()
+    result = subprocess.run([REPO / "scripts/start-incusd"], capture_output=True, text=True, timeout=180)
+    if result.returncode != 0:
+        pytest.fail(f"scripts/start-incusd failed:\n{result.stdout}{result.stderr}")
+    started = [int(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("started ")]
+    yield
+    for pid in started:
+        subprocess.run(["incus", "admin", "shutdown", "--timeout", "60"], capture_output=True, timeout=90)
+        _wait_gone(pid, 30)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def ws_image():
+    """ws's debian-bookworm build in the shared test cache (the one core's root tier builds, with a kernel
+    so every backend can use it; the Incus backend takes it as it is)."""
+    from ws.config.model import CoreConfig
+    from ws.images import ensure_image, recipe_for
+
+    _require_root()
+    recipe = recipe_for(CoreConfig(state_dir=TEST_STATE), with_kernel=True)
+    return ensure_image(TEST_STATE, recipe, progress=lambda phase: print(f"test image: {phase}", file=sys.stderr))
+
+
+def incus(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["incus", *args], capture_output=True, text=True, timeout=120, check=check)
+
+
+def incus_json(*args: str):
+    return json.loads(incus(*args, "--format", "json").stdout)
+
+
+def ws_instances(names) -> dict[str, dict]:
+    """Every Incus instance ws made for one of ``names``, by instance name."""
+    wanted = set(names)
+    return {
+        item["name"]: item
+        for item in incus_json("list")
+        if item.get("config", {}).get("user.ws.workspace") in wanted
+    }
+
+
+@dataclass
+class WsEnv:
+    root: Path
+    config: Path
+    bridge: str
+    subnet_prefix: str
+    user_key: Path
+    names: list[str] = field(default_factory=list)
+    incus_options: dict[str, dict[str, str]] = field(default_factory=dict)
+    """``[workspaces.NAME.incus]`` keys (TOML values already quoted) per workspace."""
+
+    user: str = USER
+    uid: int = UID
+
+    incus_json = staticmethod(lambda *args: incus_json(*args))
+    instances = staticmethod(lambda names: ws_instances(names))
+
+    def name(self, base: str) -> str:
+        """A workspace name unique to this session, declared in the configuration."""
+        name = f"{base}{self.root.name[-4:]}"
+        assert name in self.names, f"{base} is not declared in the test configuration"
+        return name
+
+    def ws(self, *args: str, check: bool = True, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [str(WS), *args], capture_output=True, text=True, timeout=timeout, env=self.environ(), **kwargs
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"ws {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [str(WS), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.environ()
+        )
+
+    def environ(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUDO_", "WS_"))}
+        return {**env, "WS_CONFIG": str(self.config), "WS_PLUGINS": "incus"}
+
+    def status(self, name: str) -> dict:
+        return json.loads(self.ws("status", name, "--json").stdout)
+
+    def ip(self, name: str) -> str:
+        return self.status(name)["ip"]
+
+    def ssh(self, name: str, command: str) -> subprocess.CompletedProcess:
+        """Log in from the host with the user key; the host key must match ws's known_hosts."""
+        options = [
+            f"UserKnownHostsFile={self.root / 'ssh' / 'known_hosts'}", "GlobalKnownHostsFile=/dev/null",
+            "StrictHostKeyChecking=yes", f"HostKeyAlias=workspace-{name}", "BatchMode=yes", "IdentitiesOnly=yes",
+            "IdentityAgent=none", "ConnectTimeout=5",
+        ]  # fmt: skip
+        argv = ["ssh", "-F", "/dev/null", "-i", str(self.user_key)]
+        argv += [arg for option in options for arg in ("-o", option)]
+        return subprocess.run(
+            [*argv, f"{USER}@{self.ip(name)}", command], capture_output=True, text=True, timeout=60
+        )
+
+    def write_config(self) -> None:
+        lines = [
+            f'state_dir = "{self.root}"',
+            "[user]",
+            f'name = "{USER}"',
+            f"uid = {UID}",
+            f"gid = {UID}",
+            f'authorized_keys = ["{self.user_key.with_suffix(".pub").read_text().strip()}"]',
+            "[network]",
+            f'bridge = "{self.bridge}"',
+            f'subnet = "{self.subnet_prefix}.0/24"',
+            "[nix]",
+            "inherit_host = false",
+        ]
+        for name in self.names:
+            lines += [f"[workspaces.{name}]", 'type = "incus"', 'memory = "1G"']
+            if name in self.incus_options:
+                lines += [f"[workspaces.{name}.incus]", *(f"{k} = {v}" for k, v in self.incus_options[name].items())]
+        self.config.write_text("\n".join(lines) + "\n")
+
+
+WORKSPACES = ("life", "par1", "par2", "par3", "par4", "same", "crash", "alien", "remote")
+
+
+@pytest.fixture(scope="session")
+def wsenv(incusd, ws_image):
+    token = secrets.token_hex(2)
+    root = Path(f"/var/tmp/wsi-test-{token}")
+    root.mkdir(mode=0o755)
+    (root / "images").symlink_to(TEST_STATE / "images")
+    key = root / "id_user"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ws-test", "-f", str(key)], check=True)
+    env = WsEnv(
+        root=root,
+        config=root / "ws.toml",
+        bridge=f"wsti{token}",
+        subnet_prefix=_free_subnet(),
+        user_key=key,
+        names=[f"{base}{token}" for base in WORKSPACES],
+    )
+    env.write_config()
+    try:
+        yield env
+    finally:
+        _teardown(env)
+
+
+def _free_subnet() -> str:
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    for _ in range(50):
+        prefix = f"10.213.{secrets.randbelow(250) + 1}"
+        if f"{prefix}." not in routes:
+            return prefix
+    pytest.fail("no free 10.213.X.0/24 test subnet")
+
+
+def _teardown(env: WsEnv) -> None:
+    """Destroy what the session made; fail if an instance of ours survives ``ws destroy``."""
+    env.incus_options.clear()  # destroy on the local daemon too what a test sent elsewhere
+    env.write_config()
+    for name in env.names:
+        env.ws("destroy", name, "--purge", "--yes", check=False)
+    left = ws_instances(env.names)
+    for instance in left:  # never leave them behind, but report it
+        incus("delete", "--force", instance, check=False)
+    env.ws("network", "down", check=False)
+    shutil.rmtree(env.root, ignore_errors=True)
+    assert not left, f"ws destroy left instances behind: {sorted(left)}"
