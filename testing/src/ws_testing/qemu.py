@@ -1,0 +1,154 @@
+"""Start qemu for a test VM: accelerator choice (KVM probe), throw-away overlay, console log, backdoor port.
+
+On the hosts this project runs on /dev/kvm exists but guests die with "KVM internal error", so KVM is
+probed by booting the image's kernel alone (it must get as far as its "no root file system" panic) and
+TCG is the fallback. ``WS_VM_ACCEL=kvm|tcg`` skips the probe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ws_testing.image import Image, check_tools
+
+QEMU = "qemu-system-x86_64"
+KVM_PROBE_SECONDS = 30
+# systemd.mask would be per boot; the image already masks what the tests never need (image.MASKED_UNITS).
+KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off panic=-1"
+
+
+@dataclass
+class Qemu:
+    """A running qemu process and the files that belong to it."""
+
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    accel: str
+    console_log: Path
+    backdoor_socket: Path
+    xchg: Path
+    started: float
+
+    def kill(self) -> None:
+        """Kill qemu's whole process group (it was started in a session of its own) and reap it."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def choose_accel(image: Image, workdir: Path) -> str:
+    """``WS_VM_ACCEL`` when set, else ``kvm`` if a KVM guest survives early boot here, else ``tcg``."""
+    forced = os.environ.get("WS_VM_ACCEL", "")
+    if forced:
+        if forced not in ("kvm", "tcg"):
+            raise ValueError(f"WS_VM_ACCEL must be kvm or tcg, not {forced!r}")
+        return forced
+    return "kvm" if kvm_works(image, workdir) else "tcg"
+
+
+def kvm_works(image: Image, workdir: Path) -> bool:
+    """Boot the kernel alone under KVM: it works if the kernel reaches its "cannot mount root" panic."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    log = workdir / "kvm-probe.log"
+    argv = [
+        QEMU,
+        "-accel",
+        "kvm",
+        "-cpu",
+        "host",
+        "-m",
+        "256",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        str(image.kernel),
+        "-append",
+        "console=ttyS0 panic=-1 root=/dev/nonexistent",
+        "-chardev",
+        f"file,id=console,path={log}",
+        "-serial",
+        "chardev:console",
+    ]
+    errors = workdir / "kvm-probe.err"
+    with open(errors, "wb") as err:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
+    deadline = time.monotonic() + KVM_PROBE_SECONDS
+    while time.monotonic() < deadline and process.poll() is None and b"KVM internal error" not in errors.read_bytes():
+        time.sleep(0.2)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return "Kernel panic" in text and "VFS" in text
+
+
+def start(image: Image, workdir: Path, accel: str, code_share: Path, cpus: int = 2, memory_mib: int = 2048) -> Qemu:
+    """Start the VM on a fresh overlay over the cached image; returns at once (the guest boots meanwhile)."""
+    check_tools([QEMU, "qemu-img"])
+    overlay = workdir / "overlay.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image.disk), "-F", "qcow2", str(overlay)], check=True
+    )
+    xchg = workdir / "xchg"
+    xchg.mkdir(exist_ok=True)
+    console_log = workdir / "console.log"
+    socket = workdir / "backdoor.sock"
+    accel_args = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
+    argv = [
+        QEMU,
+        "-name",
+        "ws-test",
+        "-machine",
+        "q35",
+        *accel_args,
+        "-smp",
+        str(cpus),
+        "-m",
+        str(memory_mib),
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        str(image.kernel),
+        "-initrd",
+        str(image.initrd),
+        "-append",
+        KERNEL_CMDLINE,
+        "-drive",
+        f"file={overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+        "-netdev",
+        "user,id=net0",
+        "-device",
+        "virtio-net-pci,netdev=net0",
+        "-device",
+        "virtio-rng-pci",
+        "-chardev",
+        f"file,id=console,path={console_log}",
+        "-serial",
+        "chardev:console",
+        "-device",
+        "virtio-serial-pci",
+        "-chardev",
+        f"socket,id=backdoor,path={socket},server=on,wait=off",
+        "-device",
+        "virtserialport,chardev=backdoor,name=ws.backdoor",
+        "-virtfs",
+        f"local,path={code_share},mount_tag=wscode,security_model=none,readonly=on",
+        "-virtfs",
+        f"local,path={xchg},mount_tag=wsxchg,security_model=none",
+    ]
+    (workdir / "qemu.argv").write_text("\n".join(argv) + "\n")
+    with open(workdir / "qemu.err", "wb") as err:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
+    return Qemu(process, workdir, accel, console_log, socket, xchg, time.monotonic())
