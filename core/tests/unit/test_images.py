@@ -425,3 +425,10 @@ def test_cli_lists_and_removes_images(write_config, state_dir, cli_invoke):
 def test_cli_refuses_unknown_image_names(write_config, cli_invoke):
     result = cli_invoke("--config", str(write_config()), "image", "build", "images:debian/12")
     assert result.exit_code == 2 and "not an image ws builds" in result.stderr
+
+
+def test_hooks_are_single_lines(tmp_path):
+    """mmdebstrap first stats each hook as a file name and warns about names containing newlines."""
+    recipe = recipe_for(config(agent={"install_claude_code": True}), with_kernel=True)
+    hooks = [part for part in mmdebstrap_command(recipe, tmp_path) if part.startswith("--customize-hook=")]
+    assert len(hooks) == 5 and not [hook for hook in hooks if "\n" in hook]

@@ -31,23 +31,29 @@ BuildFunction = Callable[[Recipe, Path, Progress], None]
 """Writes the image's files into the given folder (``rootfs.tar``; ``vmlinuz`` and ``initrd.img`` when the
 recipe asks for a kernel). The store adds the Incus metadata and the manifest around it."""
 
-GUEST_HOSTS = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
-
 GENERIC_TREE_HOOKS = (
     'rm -f "$1"/etc/ssh/ssh_host_*',  # openssh-server's postinst made keys; ws mounts each guest's own
     'rm -f "$1"/etc/hostname',  # the build host's name; the backend or provisioning names the guest
-    f'printf {shlex.quote(GUEST_HOSTS)} > "$1"/etc/hosts',
+    r"""printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$1"/etc/hosts""",
 )
+# Hooks are single lines: mmdebstrap first tries each as a file name and warns about names with newlines.
 
-NPM_INSTALL_HOOK = """set -e
-# the tree's resolv.conf points at resolved's stub, which does not run in the chroot: borrow the host's
-conf="$1/etc/resolv.conf"
-if [ -e "$conf" ] || [ -L "$conf" ]; then mv "$conf" "$conf.ws"; fi
-cp -L /etc/resolv.conf "$conf"
-chroot "$1" npm install --global --no-fund --no-audit --no-update-notifier {package}
-rm -rf "$1/root/.npm" "$conf"
-if [ -e "$conf.ws" ] || [ -L "$conf.ws" ]; then mv "$conf.ws" "$conf"; fi
-"""
+HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
+NPM_INSTALL_HOOK = "; ".join(
+    (
+        "set -e",
+        # the tree's resolv.conf points at resolved's stub, which does not run in the chroot: borrow the host's
+        'conf="$1/etc/resolv.conf"',
+        'if [ -e "$conf" ] || [ -L "$conf" ]; then mv "$conf" "$conf.ws"; fi',
+        'cp -L /etc/resolv.conf "$conf"',
+        # trust what the host trusts for this download (a proxy's CA, say); removed again below
+        f'if [ -f {HOST_CA} ]; then cp {HOST_CA} "$1/tmp/ws-host-ca.crt"; fi',
+        'chroot "$1" env NODE_EXTRA_CA_CERTS=/tmp/ws-host-ca.crt '
+        "npm install --global --no-fund --no-audit --no-update-notifier {package}",
+        'rm -rf "$1/root/.npm" "$1/tmp/ws-host-ca.crt" "$conf"',
+        'if [ -e "$conf.ws" ] || [ -L "$conf.ws" ]; then mv "$conf.ws" "$conf"; fi',
+    )
+)
 
 OUTPUT_TAIL_LINES = 30
 STOP_TIMEOUT = 60
