@@ -431,4 +431,4 @@ def test_hooks_are_single_lines(tmp_path):
     """mmdebstrap first stats each hook as a file name and warns about names containing newlines."""
     recipe = recipe_for(config(agent={"install_claude_code": True}), with_kernel=True)
     hooks = [part for part in mmdebstrap_command(recipe, tmp_path) if part.startswith("--customize-hook=")]
-    assert len(hooks) == 5 and not [hook for hook in hooks if "\n" in hook]
+    assert len(hooks) == 6 and not [hook for hook in hooks if "\n" in hook]

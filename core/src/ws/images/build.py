@@ -34,6 +34,7 @@ recipe asks for a kernel). The store adds the Incus metadata and the manifest ar
 GENERIC_TREE_HOOKS = (
     'rm -f "$1"/etc/ssh/ssh_host_*',  # openssh-server's postinst made keys; ws mounts each guest's own
     'rm -f "$1"/etc/hostname',  # the build host's name; the backend or provisioning names the guest
+    'rm -f "$1"/etc/.resolv.conf.systemd-resolved.bak',  # resolved's postinst kept the host's resolv.conf here
     r"""printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$1"/etc/hosts""",
 )
 # Hooks are single lines: mmdebstrap first tries each as a file name and warns about names with newlines.
