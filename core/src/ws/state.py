@@ -6,6 +6,9 @@ Layout under ``state_dir`` (default /var/lib/ws)::
     workspaces/NAME/ssh-host-keys/  the workspace's SSH host key (root only; mounted read-only)
     workspaces/NAME/agent/          the agent's config folder (owned by the login user, 0700)
     leases.json                     auto-assigned addresses, so they stay stable
+    images/NAME/HASH/               content-addressed images (see ws.images and docs/images.md)
+    network/BRIDGE/                 the sandbox network's runtime files (DNS forwarder, record of what is up)
+    ssh/known_hosts                 every workspace's host key, for ws ssh
     locks/                          flock files (see ws.locking)
 
 Only ws writes here, and it removes only what it created.
