@@ -22,6 +22,7 @@ GUEST_ROOTFS = Path(__file__).parent / "guest" / "rootfs"
 GUEST_PYTHON = "3.11"  # bookworm's python3
 GUEST_PLATFORM = "x86_64-manylinux_2_28"  # bookworm has glibc 2.36
 GUEST_SITE = f"/opt/ws/lib/python{GUEST_PYTHON}/site-packages"
+FOR_GUEST = ["--python-version", GUEST_PYTHON, "--python-platform", GUEST_PLATFORM]  # uv pip: wheels for the guest
 KEEP_UNUSED_DAYS = 3
 
 PACKAGES = [
@@ -75,12 +76,18 @@ class Image:
     build_seconds: float  # 0.0 when it came from the cache
 
 
+def uv_binary(repo: Path) -> str:
+    """uv: the one running us (``$UV``), the one on PATH, or the one scripts/bootstrap installed."""
+    for candidate in (os.environ.get("UV"), shutil.which("uv"), str(repo / ".cache/uv-bootstrap/bin/uv")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError("the vm test tier needs uv: run scripts/bootstrap (it installs uv) or put uv on PATH")
+
+
 def runtime_requirements(repo: Path) -> str:
     """Pinned third-party requirements of ws and its plugins from uv.lock (the test tooling excluded)."""
-    return _run(
-        ["uv", "export", "--all-packages", "--no-dev", "--no-emit-workspace", "--no-hashes", "--frozen", "--no-header"],
-        cwd=repo,
-    ).stdout
+    export = ["export", "--all-packages", "--no-dev", "--no-emit-workspace", "--no-hashes", "--frozen", "--no-header"]
+    return _run([uv_binary(repo), *export], cwd=repo).stdout
 
 
 def recipe_key(requirements: str) -> str:
@@ -97,7 +104,7 @@ def recipe_key(requirements: str) -> str:
 
 def ensure_image(repo: Path, cache_dir: Path = CACHE_DIR) -> Image:
     """Return the cached image for the current recipe, building it first if needed (serialized by a lock)."""
-    check_tools(["mmdebstrap", "mkfs.ext4", "qemu-img", "uv"])
+    check_tools(["mmdebstrap", "mkfs.ext4", "qemu-img"])
     requirements = runtime_requirements(repo)
     key = recipe_key(requirements)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +114,7 @@ def ensure_image(repo: Path, cache_dir: Path = CACHE_DIR) -> Image:
         started = time.monotonic()
         built = not (target / "done").exists()
         if built:
-            _build(target, requirements)
+            _build(target, requirements, uv_binary(repo))
         os.utime(target)
         _prune(cache_dir, keep=target)
     return Image(
@@ -126,27 +133,11 @@ def build_code_share(repo: Path, share: Path) -> list[str]:
     """
     wheels = share / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    _run(["uv", "build", "--all-packages", "--wheel", "--quiet", "-o", str(wheels)], cwd=repo)
+    uv = uv_binary(repo)
+    _run([uv, "build", "--all-packages", "--wheel", "--quiet", "-o", str(wheels)], cwd=repo)
     members = sorted(str(w) for w in wheels.glob("*.whl") if not w.name.startswith("ws_testing-"))
-    _run(
-        [
-            "uv",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--link-mode",
-            "copy",
-            "--target",
-            str(share / "site"),
-            "--python-version",
-            GUEST_PYTHON,
-            "--python-platform",
-            GUEST_PLATFORM,
-            *members,
-        ],
-        cwd=repo,
-    )
+    install = [uv, "pip", "install", "--quiet", "--no-deps", "--link-mode", "copy", *FOR_GUEST]
+    _run([*install, "--target", str(share / "site"), *members], cwd=repo)
     return [Path(m).name for m in members]
 
 
@@ -157,7 +148,6 @@ def check_tools(tools: list[str]) -> None:
         "mkfs.ext4": "e2fsprogs",
         "qemu-img": "qemu-utils",
         "qemu-system-x86_64": "qemu-system-x86",
-        "uv": "uv (https://docs.astral.sh/uv/)",
     }
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
@@ -170,7 +160,7 @@ def check_tools(tools: list[str]) -> None:
         )
 
 
-def _build(target: Path, requirements: str) -> None:
+def _build(target: Path, requirements: str, uv: str) -> None:
     """mmdebstrap a tree, add the Python runtime, then make an ext4 image from it without loop mounts."""
     work = target.with_name(target.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
@@ -180,9 +170,8 @@ def _build(target: Path, requirements: str) -> None:
     (work / "requirements.txt").write_text(requirements)
     hooks = [
         'chroot "$1" python3 -m venv --without-pip /opt/ws',
-        f'uv pip install --quiet --link-mode copy --target "$1"{shlex.quote(GUEST_SITE)} '
-        f"--python-version {GUEST_PYTHON} --python-platform {GUEST_PLATFORM} "
-        f"-r {shlex.quote(str(work / 'requirements.txt'))}",
+        shlex.join([uv, "pip", "install", "--quiet", "--link-mode", "copy", *FOR_GUEST])
+        + f' -r {shlex.quote(str(work / "requirements.txt"))} --target "$1"{shlex.quote(GUEST_SITE)}',
         'echo wsvm > "$1/etc/hostname"',
         'chroot "$1" systemctl enable ' + " ".join(ENABLED_UNITS),
         'chroot "$1" systemctl mask ' + " ".join(MASKED_UNITS),

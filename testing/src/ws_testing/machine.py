@@ -7,6 +7,7 @@ so they work whatever state the guest network is in. Every call has a timeout.
 from __future__ import annotations
 
 import base64
+import re
 import shlex
 import socket
 import time
@@ -19,6 +20,7 @@ from ws_testing.qemu import Qemu
 READY = b"ws-backdoor-ready"
 DEFAULT_TIMEOUT = 120.0
 HOST_GRACE = 30.0  # extra wait on the host beyond the guest-side timeout (TCG is slow to report back)
+TERMINAL_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[A-Za-z]|\r")  # systemd's coloured status lines
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,10 @@ class Machine:
     # --- diagnostics ---------------------------------------------------------------------------------
 
     def console_log(self, last_lines: int | None = None) -> str:
+        """The serial console so far (kernel and systemd messages), terminal control sequences removed."""
         text = self.qemu.console_log.read_text(errors="replace") if self.qemu.console_log.exists() else ""
-        return "\n".join(text.splitlines()[-last_lines:]) if last_lines else text
+        lines = [line for line in TERMINAL_CONTROL.sub("", text).splitlines() if line.strip()]
+        return "\n".join(lines[-last_lines:] if last_lines else lines)
 
     def journal(self, last_lines: int = 400) -> str:
         """The guest's journal of this boot (best effort: needs the backdoor to still answer)."""
