@@ -89,7 +89,10 @@ def _booted(name: str, image, code_share: Path, accel: str, tmp_path_factory: py
     from ws_testing.machine import Machine
 
     workdir = tmp_path_factory.mktemp(f"vm-{name}")
-    machine = Machine(qemu.start(image, workdir, accel, code_share))
+    try:
+        machine = Machine(qemu.start(image, workdir, accel, code_share))
+    except RuntimeError as error:
+        pytest.fail(f"cannot start the vm: {error}", pytrace=False)
     try:
         try:
             machine.connect(BOOT_TIMEOUT)

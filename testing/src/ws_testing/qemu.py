@@ -8,7 +8,10 @@ TCG is the fallback. ``WS_VM_ACCEL=kvm|tcg`` skips the probe.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -55,8 +58,8 @@ def choose_accel(image: Image, workdir: Path) -> str:
 
 def kvm_works(image: Image, workdir: Path) -> bool:
     """Boot the kernel alone under KVM: it works if the kernel reaches its "cannot mount root" panic."""
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return False
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK) or shutil.which(QEMU) is None:
+        return False  # a missing qemu is reported by start(), with what to install
     log = workdir / "kvm-probe.log"
     argv = [
         QEMU,
@@ -149,6 +152,17 @@ def start(image: Image, workdir: Path, accel: str, code_share: Path, cpus: int =
         f"local,path={xchg},mount_tag=wsxchg,security_model=none",
     ]
     (workdir / "qemu.argv").write_text("\n".join(argv) + "\n")
+    die_with_parent = _die_with_parent()
     with open(workdir / "qemu.err", "wb") as err:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True, preexec_fn=die_with_parent
+        )
     return Qemu(process, workdir, accel, console_log, socket, xchg, time.monotonic())
+
+
+def _die_with_parent():
+    """A preexec function: qemu gets SIGKILL if pytest itself dies (killed, or a CI timeout), so no VM
+    outlives its session. Resolved here, in the parent, so the forked child only makes the call."""
+    pr_set_pdeathsig = 1
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return functools.partial(prctl, pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
