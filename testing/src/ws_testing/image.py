@@ -63,6 +63,7 @@ MASKED_UNITS = [
 DISABLED_UNITS = ["tinyproxy.service"]
 ENABLED_UNITS = ["ws-backdoor.service", "ws-install.service", "mnt-xchg.mount", "systemd-networkd.service"]
 EXCLUDED_PATHS = ["/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*"]
+IMAGE_FILES = ("base.qcow2", "vmlinuz", "initrd.img")
 IMAGE_SIZE = "6G"  # sparse; qcow2 stores only what is used
 
 
@@ -112,17 +113,13 @@ def ensure_image(repo: Path, cache_dir: Path = CACHE_DIR) -> Image:
     with open(cache_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         started = time.monotonic()
-        built = not (target / "done").exists()
+        built = not all((target / name).exists() for name in ("done", *IMAGE_FILES))
         if built:
             _build(target, requirements, uv_binary(repo))
         os.utime(target)
         _prune(cache_dir, keep=target)
-    return Image(
-        disk=target / "base.qcow2",
-        kernel=target / "vmlinuz",
-        initrd=target / "initrd.img",
-        build_seconds=time.monotonic() - started if built else 0.0,
-    )
+    disk, kernel, initrd = (target / name for name in IMAGE_FILES)
+    return Image(disk, kernel, initrd, build_seconds=time.monotonic() - started if built else 0.0)
 
 
 def build_code_share(repo: Path, share: Path) -> list[str]:
