@@ -1,6 +1,6 @@
 """``ws exec`` and ``ws logs`` for Incus workspaces.
 
-Non-interactive commands go through the exec API (pylxd's websocket streaming) as the login user, so they
+Non-interactive commands go through the exec API (websocket streaming, :mod:`execstream`) as the login user, so they
 work the same on a remote server; their output is streamed and their exit status returned. The exec API
 sets uid and gid but no supplementary groups, so the command starts as root and drops to the user with
 ``setpriv --init-groups`` (util-linux): ``doas`` needs the user's ``wheel`` membership. A terminal
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from ws.errors import WsError
 
+from ws_plugin_incus import execstream
 from ws_plugin_incus.backend import api_for, settings_for
 
 if TYPE_CHECKING:
@@ -31,14 +32,11 @@ def exec_command(ctx: Context, workspace: Workspace, command: list[str], interac
     if interactive or not command:
         _incus_cli(ctx, workspace, [*as_user, *(command or ["bash", "--login"])], user.workspace_dir, env)
     api = api_for(ctx, workspace)
-    instance = _running(api, workspace)
-    out, err = sys.stdout.buffer, sys.stderr.buffer
-    result = instance.execute(
-        [*as_user, *command], environment=env, cwd=user.workspace_dir, decode=False,
-        stdout_handler=lambda data: (out.write(data), out.flush()),
-        stderr_handler=lambda data: (err.write(data), err.flush()),
+    _require_running(api, workspace)
+    return execstream.run(
+        api, workspace.instance_name, [*as_user, *command], env=env, cwd=user.workspace_dir,
+        out=_writer(sys.stdout.buffer), err=_writer(sys.stderr.buffer),
     )  # fmt: skip
-    return int(result.exit_code)
 
 
 def logs(ctx: Context, workspace: Workspace, follow: bool) -> int:
@@ -51,23 +49,23 @@ def logs(ctx: Context, workspace: Workspace, follow: bool) -> int:
         sys.stdout.write(readiness.console_tail(api, workspace.instance_name, lines=10_000) + "\n")
         return 0
     command = ["journalctl", "--no-pager", "-b", *(["-f"] if follow else [])]
-    out = sys.stdout.buffer
-    result = _running(api, workspace).execute(
-        command, decode=False, stdout_handler=lambda data: (out.write(data), out.flush())
-    )
-    return int(result.exit_code)
+    return execstream.run(
+        api, workspace.instance_name, command, env={}, cwd="/",
+        out=_writer(sys.stdout.buffer), err=_writer(sys.stderr.buffer),
+    )  # fmt: skip
 
 
-def _running(api, workspace: Workspace):
-    """pylxd's instance object, after checking it exists, is ws's and runs."""
-    from pylxd.exceptions import NotFound
+def _writer(stream):
+    def write(data: bytes) -> None:
+        stream.write(data)
+        stream.flush()
 
+    return write
+
+
+def _require_running(api, workspace: Workspace) -> None:
     if _status_text(api, workspace) != "running":
         raise WsError(f"workspace {workspace.name} is not running (ws up {workspace.name})")
-    try:
-        return api.client.instances.get(workspace.instance_name)
-    except NotFound:
-        raise WsError(f"workspace {workspace.name} is not running (ws up {workspace.name})") from None
 
 
 def _status_text(api, workspace: Workspace) -> str:

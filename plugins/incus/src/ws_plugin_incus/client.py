@@ -88,10 +88,10 @@ def _new_client(settings: IncusSettings) -> Any:
             path = getattr(settings, key)
             if not path.is_file():
                 raise IncusError(f"[incus] {key} {path} does not exist (needed to reach {endpoint})")
-        kwargs: dict[str, Any] = {
-            "cert": (str(settings.client_cert), str(settings.client_key)),
-            "verify": str(settings.server_cert),
-        }
+        cert = (str(settings.client_cert), str(settings.client_key))
+        session = pylxd.client.get_session_for_url(endpoint, verify=str(settings.server_cert), cert=cert)
+        session.trust_env = False  # REQUESTS_CA_BUNDLE & co. would replace the pinned server certificate
+        kwargs: dict[str, Any] = {"cert": cert, "session": session}
     else:
         socket = settings.local_socket()
         if not socket.exists():

@@ -120,7 +120,9 @@ def owned(instance: dict, workspace: Workspace) -> bool:
 def ensure_absent(api: Api, workspace: Workspace, instance: dict | None = None) -> bool:
     """Stop and delete ws's instance of the workspace if there is one; returns whether one was removed.
 
-    A foreign instance of that name is an error, never deleted.
+    A foreign instance of that name is an error, never deleted. Operations a killed ``ws`` left running
+    on the instance (the daemon finishes them on its own, e.g. a create still unpacking) are waited for
+    first: Incus refuses to delete a busy instance.
     """
     name = workspace.instance_name
     instance = instance if instance is not None else get(api, workspace)
@@ -128,6 +130,7 @@ def ensure_absent(api: Api, workspace: Workspace, instance: dict | None = None) 
         return False
     if not owned(instance, workspace):
         raise foreign_instance(name, api.endpoint)
+    wait_for_operations(api, name)
     if (instance.get("status") or "").lower() not in ("stopped", ""):
         try:
             api.request(
@@ -143,6 +146,18 @@ def ensure_absent(api: Api, workspace: Workspace, instance: dict | None = None) 
     except NotFound:
         pass
     return True
+
+
+def wait_for_operations(api: Api, instance: str) -> None:
+    """Wait for the running background operations that involve ``instance``."""
+    running = (api.get("operations", "listing operations", recursion=1) or {}).get("running") or []
+    path = f"/1.0/instances/{instance}"
+    for operation in running:
+        if path in ((operation.get("resources") or {}).get("instances") or ()):
+            try:
+                api.wait(f"operations/{operation['id']}", f"waiting for {instance}'s {operation['description']}")
+            except IncusError:
+                pass  # it failed: what matters is that it is over
 
 
 def create(api: Api, workspace: Workspace, body: dict) -> None:

@@ -105,8 +105,16 @@ class WsEnv:
     user: str = USER
     uid: int = UID
 
+    incus = staticmethod(lambda *args, check=True: incus(*args, check=check))
     incus_json = staticmethod(lambda *args: incus_json(*args))
     instances = staticmethod(lambda names: ws_instances(names))
+
+    def remove_unused_ws_images(self) -> None:
+        """Delete ws's images no instance uses, so the next ``ws up`` imports again."""
+        in_use = {i["config"].get("volatile.base_image") for i in incus_json("list")}
+        for image in incus_json("image", "list"):
+            if image["properties"].get("ws.name") and image["fingerprint"] not in in_use:
+                incus("image", "delete", image["fingerprint"], check=False)
 
     def name(self, base: str) -> str:
         """A workspace name unique to this session, declared in the configuration."""
