@@ -157,7 +157,10 @@ class Machine:
     def copy_from_vm(self, path: str, target_dir: Path | None = None) -> Path:
         """Copy a guest file or directory to the host (through the 9p exchange share); return the host path."""
         token = uuid.uuid4().hex
-        self.succeed(f"mkdir /mnt/xchg/{token} && cp -a {shlex.quote(path)} /mnt/xchg/{token}/")
+        self.succeed(
+            "mountpoint -q /mnt/xchg || { echo 'the wsxchg share is not mounted on /mnt/xchg' >&2; exit 1; }\n"
+            f"mkdir /mnt/xchg/{token} && cp -a {shlex.quote(path)} /mnt/xchg/{token}/"
+        )
         copied = self.qemu.xchg / token / Path(path).name
         target = (target_dir or self.qemu.workdir / "from-vm") / Path(path).name
         target.parent.mkdir(parents=True, exist_ok=True)
