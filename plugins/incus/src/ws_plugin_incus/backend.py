@@ -52,7 +52,9 @@ def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) ->
     bundle = ctx.provisioning(workspace, attachment)
     source, image_hash = _source(ctx, api, workspace)
     sharing = instances.Sharing(shift=_shift(api, settings), uid=bundle.user.uid, gid=bundle.user.gid)
-    body = instances.create_body(workspace, attachment, settings, source.body, source.label, list(bundle.mounts), sharing)
+    body = instances.create_body(
+        workspace, attachment, settings, source.body, source.label, list(bundle.mounts), sharing
+    )
     instances.create(api, workspace, body)
     delivery.deliver(api, workspace.instance_name, bundle, [] if sharing.shift else _host_key_files(workspace))
     if image_hash is not None:

@@ -58,7 +58,9 @@ def _pool_check(api, settings, bad: CheckStatus) -> DoctorCheck:
         profile = api.get("profiles/default", "reading the default profile") or {}
     except WsError as exc:
         return DoctorCheck("incus: storage", bad, str(exc), "incus storage create default dir")
-    root = next((d for d in (profile.get("devices") or {}).values() if d.get("type") == "disk" and d.get("path") == "/"), None)
+    root = next(
+        (d for d in (profile.get("devices") or {}).values() if d.get("type") == "disk" and d.get("path") == "/"), None
+    )
     if root is None:
         return DoctorCheck(
             "incus: storage", bad, "the default profile has no root disk",

@@ -56,8 +56,10 @@ def api_error(doing: str, status: int, message: str) -> IncusError:
             "server or not allowed in this project (incus config trust add-certificate on the server)",
             status,
         )
-    if "failed to load network" in lower or ("parent" in lower and "not found" in lower) or (
-        "nic" in lower and "no such" in lower
+    if (
+        "failed to load network" in lower
+        or ("parent" in lower and "not found" in lower)
+        or ("nic" in lower and "no such" in lower)
     ):
         return IncusError(f"{doing}: the bridge is missing ({message}); run `ws network up` first", status)
     if "storage pool" in lower and ("not found" in lower or "no root" in lower):

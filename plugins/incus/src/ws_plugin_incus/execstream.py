@@ -3,8 +3,8 @@
 pylxd's ``Instance.execute`` loses the exit status when closing its websockets fails, which over TLS it
 does often (the server has already closed them: ``SSLEOFError`` instead of the ``BrokenPipeError`` it
 expects), and its manager thread dies noisily at exit. This is the same protocol with one plain thread per
-output stream (ws4py's base client, no manager): stdin is closed at once (EOF), stdout and stderr are written through as bytes arrive, and
-the exit status comes from the finished operation.
+output stream (ws4py's base client, no manager): stdin is closed at once (EOF), stdout and stderr are
+written through as bytes arrive, and the exit status comes from the finished operation.
 """
 
 from __future__ import annotations

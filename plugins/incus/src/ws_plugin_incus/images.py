@@ -128,7 +128,9 @@ def remove_unused(api: Api, name: str, keep: str | None) -> list[str]:
         if image["fingerprint"] in in_use:
             continue
         try:
-            api.request("delete", f"images/{image['fingerprint']}", f"removing old ws image {image['fingerprint'][:12]}")
+            api.request(
+                "delete", f"images/{image['fingerprint']}", f"removing old ws image {image['fingerprint'][:12]}"
+            )
         except NotFound:
             continue  # a concurrent run removed it first
         removed.append(properties.get(HASH_PROPERTY, image["fingerprint"]))

@@ -7,6 +7,7 @@ instance (config, NIC, every disk) so nothing is patched afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -141,10 +142,8 @@ def ensure_absent(api: Api, workspace: Workspace, instance: dict | None = None) 
             )
         except NotFound:
             return True
-    try:
+    with contextlib.suppress(NotFound):
         api.request("delete", f"instances/{name}", f"deleting {name}")
-    except NotFound:
-        pass
     return True
 
 
@@ -154,10 +153,8 @@ def wait_for_operations(api: Api, instance: str) -> None:
     path = f"/1.0/instances/{instance}"
     for operation in running:
         if path in ((operation.get("resources") or {}).get("instances") or ()):
-            try:
+            with contextlib.suppress(IncusError):  # a failed operation is over too: that is all that matters
                 api.wait(f"operations/{operation['id']}", f"waiting for {instance}'s {operation['description']}")
-            except IncusError:
-                pass  # it failed: what matters is that it is over
 
 
 def create(api: Api, workspace: Workspace, body: dict) -> None:

@@ -56,9 +56,7 @@ def run(api: Api, instance: str, command: list[str], deadline: float) -> int:
     try:
         operation = api.raw("post", f"instances/{instance}/exec", doing, json=body).json()["operation"]
         remaining = max(1, int(deadline - time.monotonic()))
-        result = api.request(
-            "get", f"{operation.removeprefix('/1.0/')}/wait", doing, params={"timeout": remaining}
-        )
+        result = api.request("get", f"{operation.removeprefix('/1.0/')}/wait", doing, params={"timeout": remaining})
     except IncusError:
         return -1  # the guest is not far enough to run anything yet
     if result.get("status_code") != 200:

@@ -85,9 +85,7 @@ def ws_instances(names) -> dict[str, dict]:
     """Every Incus instance ws made for one of ``names``, by instance name."""
     wanted = set(names)
     return {
-        item["name"]: item
-        for item in incus_json("list")
-        if item.get("config", {}).get("user.ws.workspace") in wanted
+        item["name"]: item for item in incus_json("list") if item.get("config", {}).get("user.ws.workspace") in wanted
     }
 
 
@@ -154,9 +152,7 @@ class WsEnv:
         ]  # fmt: skip
         argv = ["ssh", "-F", "/dev/null", "-i", str(self.user_key)]
         argv += [arg for option in options for arg in ("-o", option)]
-        return subprocess.run(
-            [*argv, f"{USER}@{self.ip(name)}", command], capture_output=True, text=True, timeout=60
-        )
+        return subprocess.run([*argv, f"{USER}@{self.ip(name)}", command], capture_output=True, text=True, timeout=60)
 
     def write_config(self) -> None:
         lines = [

@@ -66,8 +66,8 @@ def test_work_folder_is_shared_both_ways_with_the_right_owner(wsenv, life):
     work = wsenv.root / "workspaces" / name / "workspace"
     (work / "from-host").write_text("host\n")
     os.chown(work / "from-host", wsenv.uid, wsenv.uid)
-    result = wsenv.ws("exec", name, "--", "sh", "-c", "stat -c '%u %g' ~/workspace/from-host && cat ~/workspace/from-host"
-                      " && echo guest > ~/workspace/from-guest")  # fmt: skip
+    script = "stat -c '%u %g' ~/workspace/from-host && cat ~/workspace/from-host && echo guest > ~/workspace/from-guest"
+    result = wsenv.ws("exec", name, "--", "sh", "-c", script)
     assert result.stdout.split() == [str(wsenv.uid), str(wsenv.uid), "host"]
     made = work / "from-guest"
     assert made.read_text() == "guest\n"
@@ -91,7 +91,7 @@ def test_up_again_is_unchanged(wsenv, life):
 
 def test_down_leaves_only_the_image(wsenv, life):
     name, _ = life
-    SEEN['uuid'] = wsenv.incus_json("list", f"workspace-{name}")[0]["config"]["volatile.uuid"]
+    SEEN["uuid"] = wsenv.incus_json("list", f"workspace-{name}")[0]["config"]["volatile.uuid"]
     wsenv.ws("down", name)
     assert wsenv.instances([name]) == {}
     assert wsenv.status(name)["state"] == "absent"
@@ -105,7 +105,7 @@ def test_up_after_down_recreates_with_same_identity_and_data(wsenv, life):
     known_hosts = (wsenv.root / "ssh" / "known_hosts").read_text()
     assert '"action": "created"' in wsenv.ws("up", name, "--json").stdout
     info = wsenv.incus_json("list", instance)[0]
-    assert info["config"]["volatile.uuid"] != SEEN['uuid']
+    assert info["config"]["volatile.uuid"] != SEEN["uuid"]
     assert info["devices"]["eth0"]["hwaddr"] == _expected(wsenv, name)["mac"]
     result = wsenv.ssh(name, "cat ~/workspace/from-guest")
     assert result.returncode == 0, result.stderr  # same host key: strict checking against the old file
@@ -125,5 +125,9 @@ def test_destroy_removes_instance_and_unused_images(wsenv, life):
     assert wsenv.instances([name]) == {}
     assert (wsenv.root / "workspaces" / name / "workspace" / "from-guest").exists()
     in_use = {i["config"].get("volatile.base_image") for i in wsenv.incus_json("list")}
-    left = [i for i in wsenv.incus_json("image", "list") if i["properties"].get("ws.name") and i["fingerprint"] not in in_use]
+    left = [
+        i
+        for i in wsenv.incus_json("image", "list")
+        if i["properties"].get("ws.name") and i["fingerprint"] not in in_use
+    ]
     assert left == []

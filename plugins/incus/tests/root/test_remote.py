@@ -73,7 +73,9 @@ def remote(wsenv):
         wsenv.ws("destroy", name, check=False)
         wsenv.incus_options.pop(name, None)
         wsenv.write_config()
-        fingerprints = [c["fingerprint"] for c in wsenv.incus_json("config", "trust", "list") if c["name"] == trust_name]
+        fingerprints = [
+            c["fingerprint"] for c in wsenv.incus_json("config", "trust", "list") if c["name"] == trust_name
+        ]
         for fingerprint in fingerprints:
             wsenv.incus("config", "trust", "remove", fingerprint, check=False)
         if enabled_here:

@@ -1,0 +1,129 @@
+"""Error sentences and settings: what users read when something is wrong, and how overrides combine.
+
+The API error mapping is driven through ``Api`` with pylxd's own exception carrying a real
+``requests.Response`` (the request itself is faked: this tier has no daemon).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+from pydantic import ValidationError
+from pylxd.exceptions import LXDAPIException
+from ws.errors import WsError
+from ws_plugin_incus.client import Api
+from ws_plugin_incus.errors import IncusError, NotFound, api_error, connection_error, foreign_instance
+from ws_plugin_incus.images import reference_source
+from ws_plugin_incus.settings import IncusSettings, effective
+
+
+def _response(status: int, error: str) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps({"type": "error", "error": error, "error_code": status}).encode()
+    return response
+
+
+class _Node:
+    """Stands in for pylxd's API node: every request fails with ``exc``."""
+
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+    def __getitem__(self, _segment: str) -> _Node:
+        return self
+
+    def get(self, **_kwargs):
+        raise self.exc
+
+    post = get
+
+
+class _Client:
+    def __init__(self, exc: Exception):
+        self.api = _Node(exc)
+        self.host_info = {}
+
+
+def _api(exc: Exception, **settings) -> Api:
+    return Api(_Client(exc), IncusSettings(**settings))
+
+
+def test_404_is_not_found_with_what_ws_was_doing():
+    api = _api(LXDAPIException(_response(404, "Instance not found")))
+    with pytest.raises(NotFound, match="reading workspace-dev: Instance not found"):
+        api.get("instances/workspace-dev", "reading workspace-dev")
+
+
+def test_missing_bridge_says_to_bring_the_network_up():
+    api = _api(LXDAPIException(_response(400, 'Failed to start device "eth0": Parent device "sandbox-br" not found')))
+    with pytest.raises(IncusError, match=r"the bridge is missing .* run `ws network up` first"):
+        api.request("post", "instances", "creating workspace-dev")
+
+
+def test_forbidden_names_the_trust_store():
+    with pytest.raises(IncusError, match="client certificate is not trusted"):
+        _api(LXDAPIException(_response(403, "not authorized"))).get("instances", "listing")
+
+
+def test_transport_failure_on_the_socket_says_how_to_start_incusd():
+    error = requests.exceptions.ConnectionError("[Errno 111] Connection refused")
+    with pytest.raises(IncusError, match=r"incusd is not running .* `systemctl start incus`"):
+        _api(error).get("instances", "listing")
+
+
+def test_missing_socket_is_reported_before_pylxd_guesses_a_url(tmp_path):
+    from ws_plugin_incus.client import connect
+
+    with pytest.raises(IncusError, match="incusd is not running"):
+        connect(IncusSettings(socket=tmp_path / "unix.socket"))
+
+
+def test_permission_denied_names_the_group():
+    message = str(connection_error("/var/lib/incus/unix.socket", PermissionError(13, "Permission denied"), False))
+    assert "incus-admin" in message and "root" in message
+
+
+def test_remote_certificate_mismatch_is_explained():
+    exc = requests.exceptions.SSLError("Fingerprints did not match")
+    message = str(connection_error("https://incus.example:8443", exc, remote=True))
+    assert "does not match server_cert" in message
+
+
+def test_missing_pool_and_image_errors():
+    assert "incus storage create" in str(api_error("creating x", 400, 'Storage pool "default" not found'))
+    assert isinstance(api_error("creating x", 400, "Image not found"), NotFound)
+
+
+def test_foreign_instance_sentence():
+    message = str(foreign_instance("workspace-dev", "/var/lib/incus/unix.socket"))
+    assert "ws did not create it" in message and "never deletes" in message
+
+
+def test_remote_needs_all_certificates_and_https():
+    with pytest.raises(ValidationError, match="client_key, server_cert"):
+        IncusSettings(url="https://incus.example:8443", client_cert=Path("/c.crt"))
+    with pytest.raises(ValidationError, match="https://"):
+        IncusSettings(url="http://incus.example:8443")
+
+
+def test_workspace_keys_override_the_section():
+    section = IncusSettings(project="team", profiles=["default", "big"], ready_timeout=60.0)
+    merged = effective(section, {"url": "https://c:8443", "client_cert": "/c", "client_key": "/k", "server_cert": "/s"})
+    assert merged.project == "team" and merged.profiles == ["default", "big"] and merged.ready_timeout == 60.0
+    assert merged.remote and merged.endpoint() == "https://c:8443"
+    assert effective(section, {}) is section
+
+
+def test_image_references():
+    api = _api(RuntimeError("no request expected"))
+    pulled = reference_source(api, "images:debian/12").body
+    assert pulled == {"type": "image", "mode": "pull", "server": "https://images.linuxcontainers.org",
+                      "protocol": "simplestreams", "alias": "debian/12"}  # fmt: skip
+    assert reference_source(api, "my-image").body == {"type": "image", "alias": "my-image"}
+    assert reference_source(api, "d887ac155950").body == {"type": "image", "fingerprint": "d887ac155950"}
+    with pytest.raises(WsError, match=r"\[incus.remotes.corp\]"):
+        reference_source(api, "corp:base")
