@@ -8,7 +8,7 @@ On a failure the console log and the guest journal of every VM the test used are
 from __future__ import annotations
 
 import os
-import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +35,6 @@ _figures = Figures()
 @pytest.fixture(scope="session")
 def vm_image(request: pytest.FixtureRequest):
     """The test-host image for the current recipe (built on first use, then from /var/tmp/ws-vm-cache)."""
-    import time
-
     from ws_testing.image import ensure_image
 
     started = time.monotonic()
@@ -103,20 +101,12 @@ def _booted(name: str, image, code_share: Path, accel: str, tmp_path_factory: py
                 f"lines of {machine.qemu.console_log}) ---\n{machine.console_log(CONSOLE_TAIL_LINES)}",
                 pytrace=False,
             )
-        multi_user = _elapsed(machine)
+        multi_user = time.monotonic() - machine.qemu.started
         _figures.boots.append((name, machine.ready_seconds or 0.0, multi_user))
         yield machine
     finally:
         machine.shutdown()
-        (workdir / "overlay.qcow2").unlink(missing_ok=True)
-        if not os.environ.get("WS_VM_KEEP"):
-            shutil.rmtree(workdir / "xchg", ignore_errors=True)
-
-
-def _elapsed(machine) -> float:
-    import time
-
-    return time.monotonic() - machine.qemu.started
+        (workdir / "overlay.qcow2").unlink(missing_ok=True)  # the rest of workdir stays for debugging
 
 
 @pytest.hookimpl(wrapper=True)
