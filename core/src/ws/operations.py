@@ -38,7 +38,7 @@ def up(ctx: Context, workspace: Workspace, *, force: bool = False, progress: Pro
         if not force and before.state == State.RUNNING and _applied(workspace) == fingerprint:
             return UpResult(workspace.name, "unchanged", before)
         action = "created" if before.state == State.ABSENT else "recreated"
-        if before.state != State.ABSENT:
+        if before.state != State.ABSENT and not ctx.plugins.workspace_type(workspace.type).replaces_in_create:
             progress(f"{workspace.name}: stopping the old instance")
             ctx.backend("ws_stop", workspace)
         ensure_workspace_dirs(workspace.paths, ctx.login_user.uid, ctx.login_user.gid)

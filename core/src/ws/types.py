@@ -31,6 +31,10 @@ class WorkspaceType:
     mac_seed: str | None = None
     interface_prefix: str = "ws-"
     uses_cid: bool = False
+    replaces_in_create: bool = False
+    """The backend's ``ws_create`` replaces an existing instance itself (ephemeral backends), so ``ws up``
+    does not call ``ws_stop`` first and the backend may overlap removing the old instance with making the
+    new one."""
 
 
 @dataclass(frozen=True)

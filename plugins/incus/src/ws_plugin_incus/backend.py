@@ -2,11 +2,14 @@
 
 Core holds the workspace's lock around every call and has created the host folders and the host key
 before ``create``. Instances are ephemeral: ``create`` makes a fresh one from the current image on every
-``ws up`` (removing a leftover of a crashed run first), ``stop`` deletes it.
+``ws up`` and replaces the old one itself (the type sets ``replaces_in_create``, so core does not stop it
+first), ``stop`` deletes it. After a successful start the daemon is asked to make the *next* instance
+ahead of time (``[incus] standby``), so re-creating skips unpacking the image.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from datetime import datetime
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from ws_plugin_incus.settings import IncusSettings
 
 STATES = {"running": State.RUNNING, "stopped": State.STOPPED}
+_next_bodies: dict[str, dict] = {}
+"""The create request of each workspace ``create`` made in this process, for ``start`` to make the next one."""
 
 
 def settings_for(ctx: Context, workspace: Workspace | None = None) -> IncusSettings:
@@ -55,7 +60,8 @@ def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) ->
     body = instances.create_body(
         workspace, attachment, settings, source.body, source.label, list(bundle.mounts), sharing
     )
-    instances.create(api, workspace, body)
+    instances.replace(api, workspace, body)
+    _next_bodies[workspace.name] = body
     delivery.deliver(api, workspace.instance_name, bundle, [] if sharing.shift else _host_key_files(workspace))
     if image_hash is not None:
         images.remove_unused(api, workspace.image, keep=image_hash)
@@ -66,18 +72,26 @@ def start(ctx: Context, workspace: Workspace) -> None:
     api = connect(settings)
     instances.start(api, workspace)
     readiness.wait_until_ready(api, workspace, settings.ready_timeout)
+    body = _next_bodies.pop(workspace.name, None)
+    if settings.standby and body is not None:
+        instances.create_next_in_background(api, workspace, body)
 
 
 def stop(ctx: Context, workspace: Workspace) -> None:
-    instances.ensure_absent(api_for(ctx, workspace), workspace)
+    """Delete the instance, the next one made ahead of time and old ones still being deleted: nothing of
+    the workspace stays in Incus."""
+    api = api_for(ctx, workspace)
+    instances.ensure_absent(api, workspace)
+    instances.ensure_absent(api, dataclasses.replace(workspace, instance_name=instances.next_name(workspace)))
+    instances.remove_detached(api, workspace)
 
 
 def destroy(ctx: Context, workspace: Workspace) -> None:
     """Delete the instance and ws's images of the workspace's image that no instance uses any more."""
     from ws.images import is_ws_image
 
+    stop(ctx, workspace)
     api = api_for(ctx, workspace)
-    instances.ensure_absent(api, workspace)
     if is_ws_image(workspace.image):
         images.remove_unused(api, workspace.image, keep=None)
 

@@ -8,7 +8,12 @@ instance (config, NIC, every disk) so nothing is patched afterwards.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import re
+import secrets
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +27,9 @@ if TYPE_CHECKING:
 
 OWNER_KEY = "user.ws.workspace"
 IMAGE_KEY = "user.ws.image"
+DETACHED = "-old-"
+STANDBY_KEY = "user.ws.standby"
+"""On the ``-next`` instance: the hash of the create request it was made from (see :func:`replace`)."""
 NIC = "eth0"
 HOST_KEYS_GUEST_DIR = "/etc/ssh-host-keys"
 STOP_TIMEOUT = 30
@@ -118,12 +126,14 @@ def owned(instance: dict, workspace: Workspace) -> bool:
     return (instance.get("config") or {}).get(OWNER_KEY) == workspace.name
 
 
-def ensure_absent(api: Api, workspace: Workspace, instance: dict | None = None) -> bool:
+def ensure_absent(api: Api, workspace: Workspace, instance: dict | None = None, *, detach: bool = False) -> bool:
     """Stop and delete ws's instance of the workspace if there is one; returns whether one was removed.
 
     A foreign instance of that name is an error, never deleted. Operations a killed ``ws`` left running
     on the instance (the daemon finishes them on its own, e.g. a create still unpacking) are waited for
-    first: Incus refuses to delete a busy instance.
+    first: Incus refuses to delete a busy instance. With ``detach`` the stopped instance is renamed out of
+    the way (``-old-XXXXXX``) and the daemon deletes it in the background; ``remove_detached`` waits for
+    such deletions (``ws down``).
     """
     name = workspace.instance_name
     instance = instance if instance is not None else get(api, workspace)
@@ -143,8 +153,24 @@ def ensure_absent(api: Api, workspace: Workspace, instance: dict | None = None) 
         except NotFound:
             return True
     with contextlib.suppress(NotFound):
-        api.request("delete", f"instances/{name}", f"deleting {name}")
+        if detach:
+            # Incus refuses to start an instance whose MAC another instance still has, even a stopped one
+            # being deleted: the old one gives up its NIC (a "none" device also masks a profile's NIC).
+            api.request("patch", f"instances/{name}", f"detaching {name}", json={"devices": {NIC: {"type": "none"}}})
+            trash = f"{name}{DETACHED}{secrets.token_hex(3)}"
+            api.request("post", f"instances/{name}", f"renaming {name}", json={"name": trash})
+            api.raw("delete", f"instances/{trash}", f"deleting {trash}")  # not waited for
+        else:
+            api.request("delete", f"instances/{name}", f"deleting {name}")
     return True
+
+
+def remove_detached(api: Api, workspace: Workspace) -> None:
+    """Wait for (or finish) the deletion of the workspace's detached old instances."""
+    prefix = f"/1.0/instances/{workspace.instance_name}{DETACHED}"
+    for url in api.get("instances", "listing instances") or ():
+        if url.startswith(prefix):
+            ensure_absent(api, _named(workspace, url.removeprefix("/1.0/instances/")))
 
 
 def wait_for_operations(api: Api, instance: str) -> None:
@@ -157,17 +183,86 @@ def wait_for_operations(api: Api, instance: str) -> None:
                 api.wait(f"operations/{operation['id']}", f"waiting for {instance}'s {operation['description']}")
 
 
-def create(api: Api, workspace: Workspace, body: dict) -> None:
-    """Create the instance; a leftover of a crashed run in the way is removed first (if it is ws's)."""
-    extra = {"params": {"target": api.settings.target}} if api.settings.target else {}
-    doing = f"creating {workspace.instance_name}"
+def next_name(workspace: Workspace) -> str:
+    return f"{workspace.instance_name}-next"
+
+
+def next_body(workspace: Workspace, body: dict) -> dict:
+    """The create request for the workspace's next instance: ``body`` under the ``-next`` name, marked with
+    the hash of ``body`` so it is reused only for exactly that request (same image, devices, limits)."""
+    spec = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+    return {**body, "name": next_name(workspace), "config": {**body["config"], STANDBY_KEY: spec}}
+
+
+def replace(api: Api, workspace: Workspace, body: dict) -> None:
+    """Make ``body``'s instance the workspace's instance, replacing the old one, with the slow parts overlapped.
+
+    The new instance is made (or a pristine one made ahead of time is taken, see :func:`prepare_next`) as
+    ``workspace-NAME-next`` while another thread stops and deletes the old ``workspace-NAME``; then it is
+    renamed. Whatever a killed run leaves is either the old instance, a ``-next`` instance that is reused
+    only if it matches the request exactly and was never started or written to, or the renamed instance,
+    which the next run replaces.
+    """
+    old = get(api, workspace)
+    if old is not None and not owned(old, workspace):
+        raise foreign_instance(workspace.instance_name, api.endpoint)
+    remover = _Remover(api.settings, workspace, old) if old is not None else None
     try:
-        api.request("post", "instances", doing, json=body, **extra)
-    except IncusError as exc:
-        if exc.status != 409 and "already exists" not in str(exc):
-            raise
-        ensure_absent(api, workspace)
-        api.request("post", "instances", doing, json=body, **extra)
+        prepare_next(api, workspace, next_body(workspace, body))
+    finally:
+        if remover is not None:
+            remover.finish()
+    name = next_name(workspace)
+    api.request("post", f"instances/{name}", f"renaming {name}", json={"name": workspace.instance_name})
+
+
+def prepare_next(api: Api, workspace: Workspace, body: dict) -> None:
+    """Make sure ``workspace-NAME-next`` exists as ``body`` describes and was never started."""
+    name = next_name(workspace)
+    current = get(api, _named(workspace, name))
+    if current is not None and owned(current, workspace):
+        wait_for_operations(api, name)  # it may still be unpacking
+        pristine = (current.get("config") or {}).get(STANDBY_KEY) == body["config"][STANDBY_KEY]
+        if pristine and not (current.get("config") or {}).get("volatile.last_state.power"):
+            return
+    if current is not None:
+        ensure_absent(api, _named(workspace, name), current)
+    extra = {"params": {"target": api.settings.target}} if api.settings.target else {}
+    api.request("post", "instances", f"creating {name}", json=body, **extra)
+
+
+def create_next_in_background(api: Api, workspace: Workspace, body: dict) -> None:
+    """Ask the daemon to make the next instance ahead of time and return at once: the daemon finishes the
+    operation on its own, so the next re-creation skips unpacking the image. A failure only costs that."""
+    extra = {"params": {"target": api.settings.target}} if api.settings.target else {}
+    with contextlib.suppress(IncusError):
+        api.raw("post", "instances", f"creating {next_name(workspace)}", json=next_body(workspace, body), **extra)
+
+
+class _Remover:
+    """Stops and deletes the old instance in a thread with its own connection."""
+
+    def __init__(self, settings, workspace: Workspace, instance: dict):
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(settings, workspace, instance), daemon=True)
+        self.thread.start()
+
+    def _run(self, settings, workspace: Workspace, instance: dict) -> None:
+        from ws_plugin_incus.client import connect
+
+        try:
+            ensure_absent(connect(settings), workspace, instance, detach=True)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller in finish()
+            self.error = exc
+
+    def finish(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _named(workspace: Workspace, instance_name: str) -> Workspace:
+    return dataclasses.replace(workspace, instance_name=instance_name)
 
 
 def start(api: Api, workspace: Workspace) -> None:

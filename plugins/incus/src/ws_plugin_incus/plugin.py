@@ -21,6 +21,7 @@ INCUS = WorkspaceType(
     ip_range=(90, 129),
     mac_seed="incus",
     interface_prefix="wsi-",
+    replaces_in_create=True,
 )
 """Addresses .90-.129 and ``mac("incus-NAME")`` as in the original; the host-side veth is ``wsi-NAME``
 (so names are at most 11 characters)."""

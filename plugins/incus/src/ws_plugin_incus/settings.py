@@ -52,6 +52,8 @@ class IncusSettings(BaseModel):
     profiles: list[str] = ["default"]
     shift: bool | None = None
     """Idmapped mounts for shared folders (``shift=true``); default: when the server's kernel supports them."""
+    standby: bool = True
+    """Make the next instance ahead of time (stopped, never started) so re-creation skips the image unpack."""
     ready_timeout: float = Field(default=120.0, gt=0)
     """Seconds ``ws up`` waits for systemd's default target and sshd."""
     remotes: dict[str, Remote] = {}

@@ -81,6 +81,16 @@ def incus_json(*args: str):
     return json.loads(incus(*args, "--format", "json").stdout)
 
 
+def instance(name: str) -> dict:
+    """One instance with its state, by exact name."""
+    return json.loads(incus("query", f"/1.0/instances/{name}?recursion=1").stdout)
+
+
+def running(names) -> list[str]:
+    """Names of the running instances ws made for ``names`` (a workspace also has a stopped ``-next`` one)."""
+    return sorted(name for name, item in ws_instances(names).items() if item["status"] == "Running")
+
+
 def ws_instances(names) -> dict[str, dict]:
     """Every Incus instance ws made for one of ``names``, by instance name."""
     wanted = set(names)
@@ -105,6 +115,8 @@ class WsEnv:
 
     incus = staticmethod(lambda *args, check=True: incus(*args, check=check))
     incus_json = staticmethod(lambda *args: incus_json(*args))
+    instance = staticmethod(lambda name: instance(name))
+    running = staticmethod(lambda names: running(names))
     instances = staticmethod(lambda names: ws_instances(names))
 
     def remove_unused_ws_images(self) -> None:

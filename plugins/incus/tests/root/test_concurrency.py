@@ -21,10 +21,8 @@ def test_four_workspaces_come_up_at_once(wsenv):
         results = _wait_all([wsenv.popen("up", name) for name in names])
         for name, (code, _out, err) in zip(names, results, strict=True):
             assert code == 0, f"ws up {name}: {err}"
-        instances = wsenv.instances(names)
-        assert sorted(i["config"]["user.ws.workspace"] for i in instances.values()) == sorted(names)
-        assert all(i["status"] == "Running" for i in instances.values())
-        macs = {i["devices"]["eth0"]["hwaddr"] for i in instances.values()}
+        assert wsenv.running(names) == sorted(f"workspace-{name}" for name in names)
+        macs = {wsenv.instance(f"workspace-{name}")["devices"]["eth0"]["hwaddr"] for name in names}
         assert len(macs) == 4
     finally:
         _wait_all([wsenv.popen("down", name) for name in names])
@@ -38,8 +36,6 @@ def test_three_ups_of_one_workspace_leave_one_instance(wsenv):
         assert [code for code, _, _ in results] == [0, 0, 0], [err for _, _, err in results]
         actions = sorted(out.split('"action": "')[1].split('"')[0] for _, out, _ in results)
         assert actions == ["created", "unchanged", "unchanged"]
-        instances = wsenv.instances([name])
-        assert list(instances) == [f"workspace-{name}"]
-        assert instances[f"workspace-{name}"]["status"] == "Running"
+        assert wsenv.running([name]) == [f"workspace-{name}"]
     finally:
         wsenv.ws("down", name)

@@ -94,8 +94,9 @@ def test_killed_up_converges(wsenv, stage):
     process = wsenv.popen("up", name)
     if stage == "during image import":
         _kill_when(process, lambda: _reading_rootfs(process.pid), "the image import")
-    elif stage == "during create":
-        _kill_when(process, lambda: _instance_status(instance) == "Stopped" and _busy(instance), "the create")
+    elif stage == "during create":  # the new instance is made as -next, then renamed
+        _kill_when(process, lambda: _instance_status(f"{instance}-next") == "Stopped" and _busy(f"{instance}-next"),
+                   "the create")  # fmt: skip
     elif stage == "after create":
         _kill_when(
             process, lambda: _instance_status(instance) == "Stopped" and not _busy(instance), "the created instance"
@@ -106,7 +107,7 @@ def test_killed_up_converges(wsenv, stage):
     wsenv.ws("up", name)
     assert _instance_status(instance) == "Running"
     assert wsenv.ws("exec", name, "--", "true").returncode == 0
-    assert len(wsenv.instances([name])) == 1
+    assert wsenv.running([name]) == [instance]
 
     wsenv.ws("down", name)
     assert wsenv.instances([name]) == {}

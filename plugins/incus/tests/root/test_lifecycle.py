@@ -30,7 +30,7 @@ def test_up_runs_with_the_configured_identity(wsenv, life):
     result = wsenv.ws("up", name, "--json")
     assert '"action": "created"' in result.stdout
     expected = _expected(wsenv, name)
-    info = wsenv.incus_json("list", instance)[0]
+    info = wsenv.instance(instance)
     assert info["status"] == "Running"
     assert info["config"]["user.ws.workspace"] == name
     assert info["devices"]["eth0"]["hwaddr"] == expected["mac"]
@@ -84,14 +84,14 @@ def test_exec_streams_output_and_returns_the_exit_status(wsenv, life):
 
 def test_up_again_is_unchanged(wsenv, life):
     name, instance = life
-    before = wsenv.incus_json("list", instance)[0]["config"]["volatile.uuid"]
+    before = wsenv.instance(instance)["config"]["volatile.uuid"]
     assert '"action": "unchanged"' in wsenv.ws("up", name, "--json").stdout
-    assert wsenv.incus_json("list", instance)[0]["config"]["volatile.uuid"] == before
+    assert wsenv.instance(instance)["config"]["volatile.uuid"] == before
 
 
 def test_down_leaves_only_the_image(wsenv, life):
     name, _ = life
-    SEEN["uuid"] = wsenv.incus_json("list", f"workspace-{name}")[0]["config"]["volatile.uuid"]
+    SEEN["uuid"] = wsenv.instance(f"workspace-{name}")["config"]["volatile.uuid"]
     wsenv.ws("down", name)
     assert wsenv.instances([name]) == {}
     assert wsenv.status(name)["state"] == "absent"
@@ -104,7 +104,7 @@ def test_up_after_down_recreates_with_same_identity_and_data(wsenv, life):
     name, instance = life
     known_hosts = (wsenv.root / "ssh" / "known_hosts").read_text()
     assert '"action": "created"' in wsenv.ws("up", name, "--json").stdout
-    info = wsenv.incus_json("list", instance)[0]
+    info = wsenv.instance(instance)
     assert info["config"]["volatile.uuid"] != SEEN["uuid"]
     assert info["devices"]["eth0"]["hwaddr"] == _expected(wsenv, name)["mac"]
     result = wsenv.ssh(name, "cat ~/workspace/from-guest")
