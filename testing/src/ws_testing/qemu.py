@@ -1,8 +1,9 @@
 """Start qemu for a test VM: accelerator choice (KVM probe), throw-away overlay, console log, backdoor port.
 
-On the hosts this project runs on /dev/kvm exists but guests die with "KVM internal error", so KVM is
-probed by booting the image's kernel alone (it must get as far as its "no root file system" panic) and
-TCG is the fallback. ``WS_VM_ACCEL=kvm|tcg`` skips the probe.
+On the hosts this project runs on /dev/kvm exists but KVM guests die (qemu aborts on "failed to set MSR"
+with ``-cpu host``, or stops on "KVM internal error" with its default CPU), so KVM is probed by booting the
+image's kernel alone (it must get as far as its "no root file system" panic) and TCG is the
+fallback. ``WS_VM_ACCEL=kvm|tcg`` skips the probe.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ws_testing.image import Image, check_tools
 
 QEMU = "qemu-system-x86_64"
 KVM_PROBE_SECONDS = 30
-# systemd.mask would be per boot; the image already masks what the tests never need (image.MASKED_UNITS).
+# Units the tests never need are masked in the image itself (image.MASKED_UNITS), not per boot here.
 KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off panic=-1"
 
 
@@ -62,26 +63,10 @@ def kvm_works(image: Image, workdir: Path) -> bool:
         return False  # a missing qemu is reported by start(), with what to install
     log = workdir / "kvm-probe.log"
     argv = [
-        QEMU,
-        "-accel",
-        "kvm",
-        "-cpu",
-        "host",
-        "-m",
-        "256",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-kernel",
-        str(image.kernel),
-        "-append",
-        "console=ttyS0 panic=-1 root=/dev/nonexistent",
-        "-chardev",
-        f"file,id=console,path={log}",
-        "-serial",
-        "chardev:console",
-    ]
+        QEMU, "-accel", "kvm", "-cpu", "host", "-m", "256", "-nodefaults", "-display", "none", "-no-reboot",
+        "-kernel", str(image.kernel), "-append", "console=ttyS0 panic=-1 root=/dev/nonexistent",
+        "-chardev", f"file,id=console,path={log}", "-serial", "chardev:console",
+    ]  # fmt: skip
     errors = workdir / "kvm-probe.err"
     with open(errors, "wb") as err:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
@@ -108,49 +93,20 @@ def start(image: Image, workdir: Path, accel: str, code_share: Path, cpus: int =
     socket = workdir / "backdoor.sock"
     accel_args = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
     argv = [
-        QEMU,
-        "-name",
-        "ws-test",
-        "-machine",
-        "q35",
-        *accel_args,
-        "-smp",
-        str(cpus),
-        "-m",
-        str(memory_mib),
-        "-nodefaults",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-kernel",
-        str(image.kernel),
-        "-initrd",
-        str(image.initrd),
-        "-append",
-        KERNEL_CMDLINE,
-        "-drive",
-        f"file={overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
-        "-netdev",
-        "user,id=net0",
-        "-device",
-        "virtio-net-pci,netdev=net0",
-        "-device",
-        "virtio-rng-pci",
-        "-chardev",
-        f"file,id=console,path={console_log}",
-        "-serial",
-        "chardev:console",
-        "-device",
-        "virtio-serial-pci",
-        "-chardev",
-        f"socket,id=backdoor,path={socket},server=on,wait=off",
-        "-device",
-        "virtserialport,chardev=backdoor,name=ws.backdoor",
-        "-virtfs",
-        f"local,path={code_share},mount_tag=wscode,security_model=none,readonly=on",
-        "-virtfs",
-        f"local,path={xchg},mount_tag=wsxchg,security_model=none",
-    ]
+        QEMU, "-name", "ws-test", "-machine", "q35", *accel_args, "-smp", str(cpus), "-m", str(memory_mib),
+        "-nodefaults", "-display", "none", "-no-reboot",
+        "-kernel", str(image.kernel), "-initrd", str(image.initrd), "-append", KERNEL_CMDLINE,
+        "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+        # eth0 exists and gets 10.0.2.15 by DHCP, but restrict=on lets no packet leave the VM
+        "-netdev", "user,id=net0,restrict=on", "-device", "virtio-net-pci,netdev=net0",
+        "-device", "virtio-rng-pci",
+        "-chardev", f"file,id=console,path={console_log}", "-serial", "chardev:console",
+        "-device", "virtio-serial-pci",
+        "-chardev", f"socket,id=backdoor,path={socket},server=on,wait=off",
+        "-device", "virtserialport,chardev=backdoor,name=ws.backdoor",
+        "-virtfs", f"local,path={code_share},mount_tag=wscode,security_model=none,readonly=on",
+        "-virtfs", f"local,path={xchg},mount_tag=wsxchg,security_model=none",
+    ]  # fmt: skip
     (workdir / "qemu.argv").write_text("\n".join(argv) + "\n")
     die_with_parent = _die_with_parent()
     with open(workdir / "qemu.err", "wb") as err:
