@@ -10,6 +10,7 @@ import base64
 import re
 import shlex
 import socket
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -76,8 +77,8 @@ class Machine:
             if self.qemu.process.poll() is None and self._sock is not None:
                 self._sock.sendall(self._frame(uuid.uuid4().hex, 10, "systemctl poweroff --no-block"))
             self.qemu.process.wait(timeout)
-        except Exception:
-            pass
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # the guest may be what broke: close() kills qemu
         finally:
             self.close()
 
