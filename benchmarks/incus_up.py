@@ -69,6 +69,21 @@ def instance(name: str) -> dict | None:
     return None if response.status == 404 else body["metadata"]
 
 
+def wait_idle(timeout: float = 120) -> None:
+    """Start each measurement on a daemon with no background operation left from the previous one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        connection = _UnixHTTP("localhost")
+        try:
+            connection.request("GET", "/1.0/operations")
+            running = json.loads(connection.getresponse().read())["metadata"].get("running") or []
+        finally:
+            connection.close()
+        if not running:
+            return
+        time.sleep(0.1)
+
+
 def running_uuid(name: str) -> str | None:
     meta = instance(name)
     if meta is None or meta["status"] != "Running":
@@ -78,6 +93,7 @@ def running_uuid(name: str) -> str | None:
 
 def timed_until_new_running(argv: list[str], name: str, env: dict) -> tuple[float, float]:
     """(seconds until a new instance ``name`` is RUNNING, seconds until the command returned)."""
+    wait_idle()
     old = running_uuid(name)
     seen: list[float] = []
     done = threading.Event()

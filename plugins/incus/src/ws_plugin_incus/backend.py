@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from ws_plugin_incus.settings import IncusSettings
 
 STATES = {"running": State.RUNNING, "stopped": State.STOPPED}
-_next_bodies: dict[str, dict] = {}
-"""The create request of each workspace ``create`` made in this process, for ``start`` to make the next one."""
+_after_start: dict[str, tuple[dict, list[str]]] = {}
+"""Per workspace created in this process: its create request and the old instances to delete, for
+``start`` to hand to the daemon once the new instance runs (so they do not compete with the start)."""
 
 
 def settings_for(ctx: Context, workspace: Workspace | None = None) -> IncusSettings:
@@ -60,8 +61,8 @@ def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) ->
     body = instances.create_body(
         workspace, attachment, settings, source.body, source.label, list(bundle.mounts), sharing
     )
-    instances.replace(api, workspace, body)
-    _next_bodies[workspace.name] = body
+    detached = instances.replace(api, workspace, body)
+    _after_start[workspace.name] = (body, detached)
     delivery.deliver(api, workspace.instance_name, bundle, [] if sharing.shift else _host_key_files(workspace))
     if image_hash is not None:
         images.remove_unused(api, workspace.image, keep=image_hash)
@@ -72,7 +73,8 @@ def start(ctx: Context, workspace: Workspace) -> None:
     api = connect(settings)
     instances.start(api, workspace)
     readiness.wait_until_ready(api, workspace, settings.ready_timeout)
-    body = _next_bodies.pop(workspace.name, None)
+    body, detached = _after_start.pop(workspace.name, (None, []))
+    instances.delete_in_background(api, detached)
     if settings.standby and body is not None:
         instances.create_next_in_background(api, workspace, body)
 
