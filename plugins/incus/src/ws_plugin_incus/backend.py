@@ -110,7 +110,8 @@ def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
     state = instance.get("state") or {}
     status_text = (instance.get("status") or "").lower()
     started = _timestamp(state.get("started_at")) if status_text == "running" else None
-    detail = f"{workspace.instance_name} on {instance.get('location') or api.endpoint}"
+    location = instance.get("location") if instance.get("location") not in (None, "", "none") else None
+    detail = f"{workspace.instance_name} on {location or api.endpoint}"
     if started is not None:
         detail += f", up {_duration(time.time() - started)}"
     return WorkspaceStatus(
@@ -119,7 +120,7 @@ def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
         ip=_address(state),
         image=(instance.get("config") or {}).get(instances.IMAGE_KEY),
         started_at=started,
-        extra={"instance": workspace.instance_name, "endpoint": api.endpoint, "location": instance.get("location")},
+        extra={"instance": workspace.instance_name, "endpoint": api.endpoint, "location": location},
     )
 
 
