@@ -44,7 +44,8 @@ def ensure_sandbox(ctx: Context) -> list[str]:
 
     network = ctx.config.core.network
     with ctx.lock("network", network.bridge):
-        changes = sandbox.ensure_up(network, ctx.state.root, ctx.log).changes
+        unmanaged = {f"{wtype.interface_prefix}*" for wtype in ctx.plugins.types.values()}
+        changes = sandbox.ensure_up(network, ctx.state.root, ctx.log, unmanaged=unmanaged).changes
         entries = hostfiles.entries_for(ctx.config.workspaces.values())
         return [*changes, *hostfiles.sync_host_files(entries, known_hosts=known_hosts_file(ctx))]
 

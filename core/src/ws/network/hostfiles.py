@@ -151,18 +151,20 @@ def remove_host_files(hosts: Path = HOSTS, known_hosts: Path | None = None) -> l
     return changes
 
 
-def networkmanager_text(bridge: str) -> str:
-    devices = ";".join(f"interface-name:{name}" for name in (bridge, "vm-*", "ve-*", "veth*"))
+def networkmanager_text(bridge: str, patterns: Iterable[str] = ()) -> str:
+    """``patterns`` are the backends' host interface names (``vm-*``, ``ve-*``, ...); ``veth*`` always."""
+    names = [bridge, *sorted(set(patterns) - {"veth*"}), "veth*"]
+    devices = ";".join(f"interface-name:{name}" for name in names)
     return f"{NM_HEADER}[keyfile]\nunmanaged-devices={devices}\n"
 
 
-def sync_networkmanager(bridge: str, nm_dir: Path = NETWORKMANAGER) -> list[str]:
+def sync_networkmanager(bridge: str, nm_dir: Path = NETWORKMANAGER, patterns: Iterable[str] = ()) -> list[str]:
     """Write the drop-in that keeps NetworkManager off ws's interfaces, only where NetworkManager is
     installed. NetworkManager reads it at its next start or ``nmcli general reload conf``."""
     if not nm_dir.is_dir():
         return []
     path = nm_dir / "conf.d" / "ws.conf"
-    return [f"wrote {path}"] if sync_file(path, networkmanager_text(bridge)) else []
+    return [f"wrote {path}"] if sync_file(path, networkmanager_text(bridge, patterns)) else []
 
 
 def remove_networkmanager(nm_dir: Path = NETWORKMANAGER) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +98,14 @@ def is_up(network, state_dir: Path) -> bool:
     )
 
 
-def ensure_up(network, state_dir: Path, log, nm_dir: Path = hostfiles.NETWORKMANAGER) -> UpResult:
-    """Bring the sandbox network up, or repair what differs; idempotent and safe after a crash."""
-    changes = hostfiles.sync_networkmanager(network.bridge, nm_dir)
+def ensure_up(
+    network, state_dir: Path, log, nm_dir: Path = hostfiles.NETWORKMANAGER, unmanaged: Iterable[str] = ()
+) -> UpResult:
+    """Bring the sandbox network up, or repair what differs; idempotent and safe after a crash.
+
+    ``unmanaged`` are interface-name patterns (the backends' host interfaces) NetworkManager must leave alone.
+    """
+    changes = hostfiles.sync_networkmanager(network.bridge, nm_dir, unmanaged)
     if not changes and is_up(network, state_dir):
         log.debug("network already up", bridge=network.bridge)
         return UpResult(())
