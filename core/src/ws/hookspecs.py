@@ -62,7 +62,10 @@ def ws_networks() -> list[str]:
 
 @hookspec
 def ws_config_sections() -> dict[str, Any]:
-    """Return ``{section_name: pydantic_model_class}`` for top-level TOML sections this plugin owns.
+    """Return ``{section_name: "package.module:ModelClass"}`` for top-level TOML sections this plugin owns.
+
+    The reference is imported only when the configuration is read, so pydantic stays out of ``ws --help``;
+    the model class itself is accepted too.
 
     Core validates ``[section_name]`` with the model (errors are reported with the file and key path like
     core's own) and exposes the result as ``ctx.config.sections[section_name]``. Import pydantic inside

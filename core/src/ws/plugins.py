@@ -155,7 +155,10 @@ class PluginManager:
             if not isinstance(wtype, WorkspaceType):
                 raise PluginLoadError(f"ws_workspace_types returned {wtype!r}, not a ws.types.WorkspaceType")
         for section, model in sections.items():
-            if not callable(getattr(model, "model_validate", None)):  # duck-typed: pydantic is not imported here
+            if isinstance(model, str):
+                if ":" not in model:
+                    raise PluginLoadError(f"ws_config_sections: {model!r} for [{section}] is not 'module:Class'")
+            elif not callable(getattr(model, "model_validate", None)):  # duck-typed: pydantic is not imported here
                 raise PluginLoadError(f"ws_config_sections returned {model!r} for [{section}], not a pydantic model")
         claims = [("type", t, self._type_owner) for wt in types for t in (wt.name, *wt.aliases)]
         claims += [("network", n, self._network_owner) for n in networks]
@@ -223,7 +226,24 @@ class PluginManager:
 
     @property
     def section_models(self) -> dict[str, Any]:
+        """Section name -> pydantic model; ``"module:Class"`` references are imported here, on first use."""
+        for section, model in self._section_models.items():
+            if isinstance(model, str):
+                self._section_models[section] = self._import_model(section, model)
         return dict(self._section_models)
+
+    def _import_model(self, section: str, reference: str) -> Any:
+        from ws.entrypoints import EntryPointRecord
+
+        owner = self._section_owner[section]
+        try:
+            model = EntryPointRecord(section, reference, "", "").load()
+        except Exception as exc:  # noqa: BLE001 - the plugin's fault, reported as such
+            message = f"plugin {owner!r}: cannot import the model of [{section}] ({reference}): {exc}"
+            raise PluginLoadError(message) from exc
+        if not callable(getattr(model, "model_validate", None)):
+            raise PluginLoadError(f"plugin {owner!r}: {reference} for [{section}] is not a pydantic model")
+        return model
 
     # --- dispatch ---------------------------------------------------------------------------------------
 

@@ -358,3 +358,36 @@ def test_a_plugin_whose_commands_fail_costs_only_its_commands() -> None:
     )
     assert invoke("hello-plugin", plugins=plugins).stdout == "hello\n"
     assert invoke("--help", plugins=plugins, env={"WS_STRICT_PLUGINS": "1"}).exit_code == 3
+
+
+class Sections:
+    """A plugin naming its section models by import reference, as first-party plugins do."""
+
+    def __init__(self, reference: str):
+        self.reference = reference
+
+    @hookimpl
+    def ws_config_sections(self) -> dict[str, str]:
+        return {"thing": self.reference}
+
+
+def test_a_section_model_reference_is_imported_only_when_the_configuration_needs_it() -> None:
+    module = f"ws_test_section_{uuid.uuid4().hex}"
+    manager = PluginManager(environ={"WS_PLUGINS": ""}).load([("sections", Sections(f"{module}:Model"))])
+    assert manager.loaded[-1].sections == ["thing"] and module not in sys.modules
+    sys.modules[module] = type(sys)(module)
+    sys.modules[module].Model = type("Model", (), {"model_validate": classmethod(lambda cls, data: data)})
+    try:
+        assert manager.section_models["thing"] is sys.modules[module].Model
+    finally:
+        del sys.modules[module]
+
+
+@pytest.mark.parametrize("reference", ["no_such_module_for_ws:Model", "json:dumps", "not-a-reference"])
+def test_a_broken_section_model_reference_is_that_plugins_error(reference: str) -> None:
+    manager = PluginManager(environ={"WS_PLUGINS": ""}).load([("sections", Sections(reference))])
+    if ":" not in reference:
+        assert [info.name for info in manager.failed] == ["sections"]
+        return
+    with pytest.raises(PluginLoadError, match="plugin 'sections'"):
+        _ = manager.section_models

@@ -34,9 +34,7 @@ def ws_workspace_types() -> list[WorkspaceType]:
 
 @hookimpl
 def ws_config_sections() -> dict[str, Any]:
-    from ws_plugin_incus.settings import IncusSettings
-
-    return {"incus": IncusSettings}
+    return {"incus": "ws_plugin_incus.settings:IncusSettings"}
 
 
 @hookimpl
