@@ -175,6 +175,9 @@ def test_up_gives_nat_dns_and_lan_isolation_and_down_removes_exactly_that(topo: 
     other = "table inet wstest_other {\n\tchain c {\n\t\ttcp dport 9 counter drop\n\t}\n}\n"
     subprocess.run(["ip", "netns", "exec", topo.host, "nft", "-f", "-"], input=other, text=True, check=True)
     other_before = topo.nft("list", "table", "inet", "wstest_other").stdout
+    # A new namespace inherits the host's forwarding setting (on wherever Incus or ws run); start from off
+    # so the test sees ws turn it on and, at down, off again.
+    topo.exec("h", "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward")
 
     up, cold = timed(topo.ws_json, "up")
     assert up["changed"] and any("created bridge" in c for c in up["changes"])
