@@ -69,16 +69,26 @@ def reference_source(api: Api, ref: str) -> Source:
 
 
 def import_image(api: Api, built: BuiltImage, alias: str) -> None:
-    """Upload the split image (streamed, not read into memory) and alias it."""
+    """Upload the split image (streamed, not read into memory) and alias it.
+
+    Another ws (another state directory, or another host of a cluster) may import the same image at the
+    same moment; losing that race is success, not an error.
+    """
     fingerprint = split_fingerprint(built)
+    if not _exists(api, f"images/{fingerprint}"):
+        try:
+            _upload(api, built)
+        except WsError:
+            if not _exists(api, f"images/{fingerprint}"):
+                raise
     try:
-        api.get(f"images/{fingerprint}", f"reading image {fingerprint[:12]}")
-    except NotFound:
-        _upload(api, built)
-    api.request(
-        "post", "images/aliases", f"naming image {fingerprint[:12]} {alias}",
-        json={"name": alias, "target": fingerprint, "description": f"ws image {built.name} {built.hash}"},
-    )  # fmt: skip
+        api.request(
+            "post", "images/aliases", f"naming image {fingerprint[:12]} {alias}",
+            json={"name": alias, "target": fingerprint, "description": f"ws image {built.name} {built.hash}"},
+        )  # fmt: skip
+    except WsError:
+        if not _has_alias(api, alias):
+            raise
 
 
 def split_fingerprint(built: BuiltImage) -> str:
@@ -107,8 +117,12 @@ def _upload(api: Api, built: BuiltImage) -> None:
 
 
 def _has_alias(api: Api, alias: str) -> bool:
+    return _exists(api, f"images/aliases/{alias}")
+
+
+def _exists(api: Api, path: str) -> bool:
     try:
-        api.get(f"images/aliases/{alias}", f"reading image alias {alias}")
+        api.get(path, f"reading {path}")
     except NotFound:
         return False
     return True

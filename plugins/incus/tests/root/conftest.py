@@ -94,9 +94,8 @@ def running(names) -> list[str]:
 def ws_instances(names) -> dict[str, dict]:
     """Every Incus instance ws made for one of ``names``, by instance name."""
     wanted = set(names)
-    return {
-        item["name"]: item for item in incus_json("list") if item.get("config", {}).get("user.ws.workspace") in wanted
-    }
+    listed = incus_json("list")  # an instance still being created (by anyone) may list "config": null
+    return {item["name"]: item for item in listed if (item.get("config") or {}).get("user.ws.workspace") in wanted}
 
 
 @dataclass
