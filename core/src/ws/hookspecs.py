@@ -3,10 +3,11 @@
 Every hook is prefixed ``ws_``. Three kinds:
 
 * Registration hooks (``ws_workspace_types``, ``ws_networks``, ``ws_config_sections``,
-  ``ws_register_commands``) are called on every plugin once, when the plugin manager loads.
+  ``ws_register_commands``) are called on every plugin once: the command hook when the command line is
+  listed, the others when something first needs the registry (so ``ws --help`` does not pay for them).
 * Backend and network hooks (``ws_create`` ... ``ws_logs``, ``ws_network_attach``) are *dispatched*: core
   calls the implementation of the single plugin that registered the workspace's type (or network) and no
-  other (see :mod:`ws.registry`). Implementations therefore never need to check ``workspace.type``.
+  other (see :mod:`ws.plugins`). Implementations therefore never need to check ``workspace.type``.
 * Contribution hooks (``ws_provision_files``, ``ws_doctor_checks``, ``ws_renew_tunnel``) are called on
   every plugin and their results are collected.
 

@@ -76,9 +76,11 @@ class PluginManager:
         self.environ = os.environ if environ is None else environ
         self.pm = pluggy.PluginManager("ws")
         self.pm.add_hookspecs(hookspecs)
-        self.loaded: list[PluginInfo] = []
-        self.failed: list[PluginInfo] = []
-        self.types: dict[str, WorkspaceType] = {}
+        self._registered: list[tuple[PluginInfo, object]] = []
+        self._claims_made = False
+        self._loaded: list[PluginInfo] = []
+        self._failed: list[PluginInfo] = []
+        self._types: dict[str, WorkspaceType] = {}
         self._type_owner: dict[str, str] = {}
         self._network_owner: dict[str, str] = {}
         self._section_owner: dict[str, str] = {}
@@ -124,7 +126,6 @@ class PluginManager:
             return
         try:
             self._check_unknown_hooks(plugin)
-            self._claim(candidate.name, info)
         except Exception as exc:  # noqa: BLE001
             self.pm.unregister(plugin)
             self._fail(info, exc)
@@ -132,7 +133,41 @@ class PluginManager:
         info.hooks = sorted(
             caller.name for caller in self.pm.get_hookcallers(plugin) or () if caller.name.startswith("ws_")
         )
-        self.loaded.append(info)
+        self._registered.append((info, plugin))
+
+    def _ensure_claims(self) -> None:
+        """Run the registration hooks of every registered plugin, in load order, once.
+
+        Deferred until something needs the registry (dispatch, configuration, ``ws plugins``), so ``ws --help``
+        only imports plugin modules and never the types and models they register.
+        """
+        if self._claims_made:
+            return
+        self._claims_made = True
+        for info, plugin in self._registered:
+            try:
+                self._claim(info.name, info)
+            except Exception as exc:  # noqa: BLE001 - any failure of a plugin must not break ws
+                self.pm.unregister(plugin)
+                self._fail(info, exc)
+            else:
+                self._loaded.append(info)
+
+    @property
+    def loaded(self) -> list[PluginInfo]:
+        self._ensure_claims()
+        return self._loaded
+
+    @property
+    def failed(self) -> list[PluginInfo]:
+        self._ensure_claims()
+        return self._failed
+
+    @property
+    def types(self) -> dict[str, WorkspaceType]:
+        """Registered workspace types by name and alias."""
+        self._ensure_claims()
+        return self._types
 
     def _check_unknown_hooks(self, plugin: object) -> None:
         """A ``ws_*`` function without a spec is a typo or written for another ws version; one without
@@ -169,9 +204,9 @@ class PluginManager:
         for _kind, claimed, owners in claims:
             owners[claimed] = name
         for wtype in types:
-            self.types[wtype.name] = wtype
+            self._types[wtype.name] = wtype
             for alias in wtype.aliases:
-                self.types[alias] = wtype
+                self._types[alias] = wtype
         self._section_models.update(sections)
         info.types = sorted(wt.name for wt in types)
         info.networks = sorted(networks)
@@ -179,7 +214,7 @@ class PluginManager:
 
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
         info.error = f"{type(exc).__name__}: {exc}"
-        self.failed.append(info)
+        self._failed.append(info)
         self._warn(info, "failed to load", exc)
 
     def _warn(self, info: PluginInfo, what: str, exc: BaseException) -> None:
@@ -191,7 +226,9 @@ class PluginManager:
     def register_commands(self, cli: Any) -> None:
         """``ws_register_commands`` of each plugin on its own: one that raises costs only its commands, not
         ``ws --help`` and every other plugin's commands."""
-        for info in self.loaded:
+        for info, plugin in self._registered:
+            if not self.pm.is_registered(plugin):
+                continue  # failed its registration hooks
             try:
                 _one_plugin_result(self.pm, info.name, "ws_register_commands", cli=cli)
             except Exception as exc:  # noqa: BLE001 - any failure of a plugin must not break ws
@@ -218,15 +255,18 @@ class PluginManager:
         return f"no installed plugin provides {kind} {name!r} (installed: {known})"
 
     def _known(self, kind: str) -> Iterable[str]:
+        self._ensure_claims()
         return {"workspace type": self.types, "network": self._network_owner}.get(kind, self._section_owner)
 
     @property
     def networks(self) -> list[str]:
+        self._ensure_claims()
         return sorted(self._network_owner)
 
     @property
     def section_models(self) -> dict[str, Any]:
         """Section name -> pydantic model; ``"module:Class"`` references are imported here, on first use."""
+        self._ensure_claims()
         for section, model in self._section_models.items():
             if isinstance(model, str):
                 self._section_models[section] = self._import_model(section, model)
@@ -255,6 +295,7 @@ class PluginManager:
 
     def call_network(self, hook: str, network: str, **kwargs: Any) -> Any:
         """Call ``hook`` on the one plugin owning ``network``."""
+        self._ensure_claims()
         owner = self._network_owner.get(network)
         if owner is None:
             raise PluginMissingError(self.missing_message("network", network))
@@ -269,6 +310,7 @@ class PluginManager:
 
     def call_all(self, hook: str, **kwargs: Any) -> list[Any]:
         """Call a contribution hook on every plugin; results in registration order."""
+        self._ensure_claims()
         return list(reversed(getattr(self.pm.hook, hook)(**kwargs)))
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 MICROVM = WorkspaceType(name="microvm", mac_seed="vm", interface_prefix="vm-", ip_range=(10, 49), uses_cid=True)
 NSPAWN = WorkspaceType(name="nspawn", interface_prefix="ve-", ip_range=(50, 89))
-INCUS = WorkspaceType(name="incus", mac_seed="incus", ip_range=(90, 129))
+INCUS = WorkspaceType(name="incus", mac_seed="incus", ip_range=(90, 129), interface_prefix="wsi-")
 TYPES = (MICROVM, NSPAWN, INCUS)
 NETWORK = "fakenet"
 """A network this plugin owns, so ``ws up`` tests need no bridge (core's ``sandbox`` is a real one)."""

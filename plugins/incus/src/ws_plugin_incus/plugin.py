@@ -9,27 +9,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ws import hookimpl
-from ws.types import WorkspaceType
 
 if TYPE_CHECKING:
     from ws.context import Context
-    from ws.types import DoctorCheck, NetworkAttachment, Workspace, WorkspaceStatus
-
-INCUS = WorkspaceType(
-    name="incus",
-    description="ephemeral unprivileged Incus container (local daemon or remote Incus cluster)",
-    ip_range=(90, 129),
-    mac_seed="incus",
-    interface_prefix="wsi-",
-    replaces_in_create=True,
-)
-"""Addresses .90-.129 and ``mac("incus-NAME")`` as in the original; the host-side veth is ``wsi-NAME``
-(so names are at most 11 characters)."""
+    from ws.types import DoctorCheck, NetworkAttachment, Workspace, WorkspaceStatus, WorkspaceType
 
 
 @hookimpl
 def ws_workspace_types() -> list[WorkspaceType]:
-    return [INCUS]
+    """Addresses .90-.129 and ``mac("incus-NAME")`` as in the original; the host-side veth is ``wsi-NAME``
+    (so names are at most 11 characters)."""
+    from ws.types import WorkspaceType
+
+    return [
+        WorkspaceType(
+            name="incus",
+            description="ephemeral unprivileged Incus container (local daemon or remote Incus cluster)",
+            ip_range=(90, 129),
+            mac_seed="incus",
+            interface_prefix="wsi-",
+            replaces_in_create=True,
+        )
+    ]
 
 
 @hookimpl
