@@ -3,8 +3,11 @@
 1. ``ws up --recreate NAME`` against the original's sequence done with the incus CLI (stop --force,
    delete --force, init, four ``config device add``, start, poll ``incus list`` until RUNNING), on the same
    daemon, same image, same bridge, runs interleaved. Both are measured to the same point: the new instance
-   is RUNNING (seen by a poller on the daemon's socket). ws's time until it returns (systemd at its default
-   target, sshd accepting connections) is reported separately: the original had no such wait.
+   is RUNNING (seen by a poller on the daemon's socket), and both start from the same idle state: no
+   operation running on the daemon and the previous run's data written back (see ``wait_idle``), so ws's
+   background work (the next instance made ahead of time, the old one deleted) does not spill into the
+   next run. ws's time until it returns (systemd at its default target, sshd accepting connections) is
+   reported separately: the original had no such wait.
 2. ``ws up`` of eight workspaces in one command (in parallel) against the same eight brought up one after
    another (``ws up NAME`` eight times), each time until every one is usable; ``ws down`` in between.
 
@@ -70,7 +73,12 @@ def instance(name: str) -> dict | None:
 
 
 def wait_idle(timeout: float = 120) -> None:
-    """Start each measurement on a daemon with no background operation left from the previous one."""
+    """Start each measurement, ws's or the CLI's, from the same idle state: no operation running on the
+    daemon (ws's instance made ahead of time and its deleted old one are finished) and no file data of the
+    previous run left to write back (``sync``). Without the flush, the data ws's background work just
+    unpacked is written back during the next run's file pushes (Incus' ``forkfile`` calls ``syncfs`` after
+    each), and the start, which waits for ``forkfile`` in steps of one second, loses a second; the kernel
+    writes such data back by itself within 30 s, so only re-creations in quick succession pay it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         connection = _UnixHTTP("localhost")
@@ -80,8 +88,9 @@ def wait_idle(timeout: float = 120) -> None:
         finally:
             connection.close()
         if not running:
-            return
+            break
         time.sleep(0.1)
+    os.sync()
 
 
 def running_uuid(name: str) -> str | None:
@@ -177,11 +186,13 @@ def recreate(bench: Bench, runs: int) -> tuple[float, float, float]:
 
 def parallel(bench: Bench) -> tuple[float, float]:
     eight = [f"b{i}" for i in range(1, 9)]
+    wait_idle()
     start = time.perf_counter()
     for name in eight:
         bench.ws("up", name)
     sequential = time.perf_counter() - start
     bench.ws("down", *eight)
+    wait_idle()
     start = time.perf_counter()
     bench.ws("up", *eight)
     concurrent = time.perf_counter() - start
