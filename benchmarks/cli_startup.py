@@ -50,8 +50,10 @@ def main() -> int:
     baseline = min(samples['python -c "import click"'])
     print(f"{'command':<28} {'min ms':>8} {'median ms':>10} {'ratio(min)':>11}")
     for label, values in samples.items():
-        print(f"{label:<28} {min(values) * 1000:8.1f} {statistics.median(values) * 1000:10.1f} "
-              f"{min(values) / baseline:10.2f}x")
+        print(
+            f"{label:<28} {min(values) * 1000:8.1f} {statistics.median(values) * 1000:10.1f} "
+            f"{min(values) / baseline:10.2f}x"
+        )
     ratio = min(samples["ws --help"]) / baseline
     print(f"ws --help / import click = {ratio:.2f}x (goal <= {GOAL}x): {'met' if ratio <= GOAL else 'NOT met'}")
     return 0

@@ -183,6 +183,7 @@ class PluginManager:
     def _claim(self, name: str, info: PluginInfo) -> None:
         """Ask the new plugin what it provides; refuse names another plugin already owns."""
         from ws.types import WorkspaceType
+
         types = _one_plugin_result(self.pm, name, "ws_workspace_types") or []
         networks = _one_plugin_result(self.pm, name, "ws_networks") or []
         sections = _one_plugin_result(self.pm, name, "ws_config_sections") or {}

@@ -13,6 +13,7 @@ from ws.cli.common import pass_ws_context, workspace_names
 if TYPE_CHECKING:
     from ws.context import Context
 
+
 @click.command("exec", context_settings={"ignore_unknown_options": True})
 @click.argument("name", shell_complete=workspace_names)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
