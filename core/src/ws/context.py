@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ class Context:
     plugins: PluginManager
     state: StateDir
     log: Any
+    _deferred: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def workspace(self, name: str) -> Workspace:
         """The resolved workspace ``name`` or a usage error listing the configured ones."""
@@ -49,6 +51,21 @@ class Context:
     def backend(self, hook: str, workspace: Workspace, **kwargs: Any) -> Any:
         """Call a backend hook on the one plugin providing ``workspace.type``."""
         return self.plugins.call_backend(hook, workspace.type, workspace=workspace, ctx=self, **kwargs)
+
+    def defer(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the command has finished its work (every workspace it brings up is up):
+        for optional background work (a backend's instance made ahead of time) that would otherwise compete
+        with workspaces still starting. The callback takes its own locks; it is skipped if ws is killed."""
+        self._deferred.append(callback)
+
+    def run_deferred(self) -> None:
+        """Run the deferred callbacks (the CLI does after each command); a failure is only logged."""
+        while self._deferred:
+            callback = self._deferred.pop(0)
+            try:
+                callback()
+            except Exception as exc:  # noqa: BLE001 - optional work must not fail the finished command
+                self.log.warning("deferred work failed", error=str(exc))
 
     def attach_network(self, workspace: Workspace) -> NetworkAttachment:
         """Ask the plugin owning the workspace's network to bring it up and say where to plug in."""

@@ -220,6 +220,25 @@ def test_up_runs_workspaces_in_parallel(cli_invoke, three, state_dir, monkeypatc
     assert max(starts.values()) < min(ends.values()), "the three starts did not overlap"
 
 
+def test_deferred_work_runs_once_every_workspace_is_up(cli_invoke, three, state_dir, monkeypatch) -> None:
+    """What a backend defers (``ctx.defer``) runs after the command's last workspace is up, not in between."""
+    start = fake_backends.ws_start
+
+    @ws.hookimpl
+    def deferring_start(workspace, ctx) -> None:
+        start(workspace, ctx)
+        ctx.defer(lambda: fake_backends._record(ctx, "deferred", workspace))
+
+    monkeypatch.setattr(fake_backends, "ws_start", deferring_start)
+    monkeypatch.setenv("WS_FAKE_START_DELAY", "0.3")
+    ok(cli_invoke("--config", str(three), "up", "alpha", "beta", "gamma"))
+    calls = fake_backends.calls(state_dir)
+    ends = [float(c[0]) for c in calls if c[2:5:2] == ["start", "end"]]
+    deferred = sorted(c[3] for c in calls if c[2] == "deferred")
+    assert deferred == ["alpha", "beta", "gamma"]
+    assert min(float(c[0]) for c in calls if c[2] == "deferred") >= max(ends)
+
+
 def test_down_stop_start(cli_invoke, three, state_dir) -> None:
     ok(cli_invoke("--config", str(three), "up"))
     assert ok(cli_invoke("--config", str(three), "stop", "alpha")).stdout == "alpha: absent\n"

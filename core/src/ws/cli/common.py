@@ -46,12 +46,17 @@ class CliState:
 
 
 def pass_ws_context(function: F) -> F:
-    """Decorator: call the command with the loaded :class:`ws.context.Context` as first argument."""
+    """Decorator: call the command with the loaded :class:`ws.context.Context` as first argument, then run
+    the work the command deferred (:meth:`ws.context.Context.defer`)."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = click.get_current_context().find_object(CliState) or CliState()
-        return function(state.context(), *args, **kwargs)
+        ctx = state.context()
+        try:
+            return function(ctx, *args, **kwargs)
+        finally:
+            ctx.run_deferred()
 
     return wrapper  # type: ignore[return-value]
 
