@@ -3,8 +3,8 @@
 Core holds the workspace's lock around every call and has created the host folders and the host key
 before ``create``. Instances are ephemeral: ``create`` makes a fresh one from the current image on every
 ``ws up`` and replaces the old one itself (the type sets ``replaces_in_create``, so core does not stop it
-first), ``stop`` deletes it. After a successful start the daemon is asked to make the *next* instance
-ahead of time (``[incus] standby``), so re-creating skips unpacking the image.
+first), ``stop`` deletes it. Once the command's workspaces are up, the daemon is asked to make the *next*
+instance ahead of time (``[incus] standby``), so re-creating skips unpacking the image.
 """
 
 from __future__ import annotations
@@ -76,7 +76,24 @@ def start(ctx: Context, workspace: Workspace) -> None:
     body, detached = _after_start.pop(workspace.name, (None, []))
     instances.delete_in_background(api, detached)
     if settings.standby and body is not None:
-        instances.create_next_in_background(api, workspace, body)
+        ctx.defer(lambda: _make_standby(ctx, workspace, body))
+
+
+def _make_standby(ctx: Context, workspace: Workspace, body: dict) -> None:
+    """Ask the daemon for the next instance once the command's workspaces are all up (unpacking the image
+    would slow down the ones still starting), if the workspace still runs: a ``ws down`` in between must
+    not be followed by a stray ``-next`` instance. If another ws holds the workspace's lock, it is changing
+    the workspace and makes the next instance itself should it leave it running."""
+    from ws.locking import LockTimeout
+
+    try:
+        with ctx.lock("workspace", workspace.name, timeout=0):
+            api = api_for(ctx, workspace)
+            instance = instances.get(api, workspace)
+            if instance is not None and instances.owned(instance, workspace) and instance.get("status") == "Running":
+                instances.create_next_in_background(api, workspace, body)
+    except LockTimeout:
+        return
 
 
 def stop(ctx: Context, workspace: Workspace) -> None:
@@ -84,7 +101,9 @@ def stop(ctx: Context, workspace: Workspace) -> None:
     the workspace stays in Incus."""
     api = api_for(ctx, workspace)
     instances.ensure_absent(api, workspace)
-    instances.ensure_absent(api, dataclasses.replace(workspace, instance_name=instances.next_name(workspace)))
+    standby = dataclasses.replace(workspace, instance_name=instances.next_name(workspace))
+    instances.wait_for_operations(api, standby.instance_name)  # one being created may not exist yet
+    instances.ensure_absent(api, standby)
     instances.remove_detached(api, workspace)
 
 
