@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report import print_ratio_table
 
 GOAL = 1.5
 
@@ -47,13 +48,7 @@ def main() -> int:
         for _ in range(args.runs):
             for label, argv in commands.items():
                 samples[label].append(timed(argv, env))
-    baseline = min(samples['python -c "import click"'])
-    print(f"{'command':<28} {'min ms':>8} {'median ms':>10} {'ratio(min)':>11}")
-    for label, values in samples.items():
-        print(
-            f"{label:<28} {min(values) * 1000:8.1f} {statistics.median(values) * 1000:10.1f} "
-            f"{min(values) / baseline:10.2f}x"
-        )
+    baseline = print_ratio_table(samples, 'python -c "import click"', width=28)
     ratio = min(samples["ws --help"]) / baseline
     print(f"ws --help / import click = {ratio:.2f}x (goal <= {GOAL}x): {'met' if ratio <= GOAL else 'NOT met'}")
     return 0

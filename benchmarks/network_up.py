@@ -14,12 +14,13 @@ import argparse
 import os
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report import print_ratio_table, ratio_row
 
 WS = str(Path(sys.executable).with_name("ws"))
 IN_PROCESS = """
@@ -93,14 +94,8 @@ def main() -> int:
         for pid in pids:
             os.kill(int(pid), signal.SIGKILL)
         subprocess.run(["ip", "netns", "del", ns], check=False)
-    base = min(samples["baseline: nft list table + ip link show"])
-    print(f"{'measurement':<42} {'min ms':>8} {'median ms':>10} {'ratio(min)':>11}")
-    for label, values in samples.items():
-        print(
-            f"{label:<42} {min(values) * 1000:8.1f} {statistics.median(values) * 1000:10.1f} "
-            f"{min(values) / base:10.2f}x"
-        )
-    print(f"{'ensure_up no-op, in process':<42} {fn_min * 1000:8.1f} {fn_median * 1000:10.1f} {fn_min / base:10.2f}x")
+    base = print_ratio_table(samples, "baseline: nft list table + ip link show", width=42)
+    print(ratio_row("ensure_up no-op, in process", fn_min, fn_median, base, width=42))
     print(f"ws network up, cold (CLI): {cold * 1000:.0f} ms; ws network down (CLI): {down * 1000:.0f} ms")
     return 0
 
