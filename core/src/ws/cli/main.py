@@ -6,6 +6,8 @@ Exit statuses: 0 success, 1 operation failed, 2 usage or configuration error, 3 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -86,23 +88,25 @@ class WsGroup(click.Group):
         state.plugins().register_commands(self)
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any):
-        """``--help`` lists plugin commands while parsing, before :meth:`invoke` can map a WsError."""
-        from ws.errors import WsError
-
-        try:
+        """``--help`` lists plugin commands while parsing, before :meth:`invoke` runs."""
+        with _user_errors():
             return super().make_context(info_name, args, parent, **extra)
-        except WsError as exc:
-            click.echo(f"ws: {exc}", err=True)
-            raise click.exceptions.Exit(exc.exit_code) from None
 
     def invoke(self, ctx: click.Context) -> Any:
-        from ws.errors import WsError
-
-        try:
+        with _user_errors():
             return super().invoke(ctx)
-        except WsError as exc:
-            click.echo(f"ws: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """A WsError is a sentence for the user on stderr and its exit status, never a traceback."""
+    from ws.errors import WsError
+
+    try:
+        yield
+    except WsError as exc:
+        click.echo(f"ws: {exc}", err=True)
+        raise click.exceptions.Exit(exc.exit_code) from None
 
 
 @click.group(cls=WsGroup, context_settings={"help_option_names": ["-h", "--help"]})
