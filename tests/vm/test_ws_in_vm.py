@@ -57,7 +57,7 @@ def client(vm, *args: str) -> str:
 
 
 def test_ws_in_the_vm_is_the_code_under_test(vm) -> None:
-    assert vm.succeed("ws --version").strip() == f"ws, version {version('ws')}"
+    assert vm.succeed("ws --version").strip() == f"ws, version {version('ws-core')}"
     guest_file = vm.succeed(f"sha256sum {GUEST_SITE}/ws/cli/main.py").split()[0]
     assert guest_file == hashlib.sha256((REPO / "core/src/ws/cli/main.py").read_bytes()).hexdigest()
     assert vm.succeed("command -v ws").strip() == "/usr/local/bin/ws"

@@ -94,7 +94,7 @@ class PluginManager:
         from ws import __version__
 
         for module_name in BUILTIN_PLUGINS:
-            self._add(_Candidate(module_name, "ws", __version__, lambda m=module_name: _import(m)))
+            self._add(_Candidate(module_name, "ws-core", __version__, lambda m=module_name: _import(m)))
         for candidate in self._entry_point_candidates():
             self._add(candidate)
         for name, plugin in extra:

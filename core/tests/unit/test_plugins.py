@@ -101,7 +101,7 @@ def entry_point_plugins(manager: PluginManager) -> set[str]:
 def test_builtin_plugin_is_registered_explicitly_and_cannot_be_filtered_out() -> None:
     manager = PluginManager(environ={"WS_PLUGINS": "", "WS_DISABLE_PLUGINS": "ws.builtin,ws"}).load()
     [builtin] = manager.loaded
-    assert (builtin.name, builtin.distribution, builtin.networks) == ("ws.builtin", "ws", ["sandbox"])
+    assert (builtin.name, builtin.distribution, builtin.networks) == ("ws.builtin", "ws-core", ["sandbox"])
     assert builtin.hooks == ["ws_doctor_checks", "ws_network_attach", "ws_networks"]
     assert manager.failed == []
 
