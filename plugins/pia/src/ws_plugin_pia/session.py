@@ -92,12 +92,16 @@ def connect(
 def add_key(http: PiaHttp, target: Target, token: Token, public_key: str) -> dict[str, Any]:
     """``GET https://<wg cn>:1337/addKey?pt=<token>&pubkey=<public key>`` at the server's address."""
     response = http.get_server(target, "/addKey", {"pt": token.value, "pubkey": public_key}, "registering the key")
-    data = json_object(response, f"addKey at {target}")
+    return accepted(json_object(response, f"addKey at {target}"), f"addKey at {target}")
+
+
+def accepted(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """addKey's reply when its status is OK; ``Login failed!`` and other refusals raise."""
     if data.get("status") != "OK":
         message = str(data.get("message") or "no message")
         if message == LOGIN_FAILED:
-            raise LoginFailed(f"addKey at {target}: {message}")
-        raise PiaError(f"addKey at {target} refused the key: {message}")
+            raise LoginFailed(f"{where}: {message}")
+        raise PiaError(f"{where} refused the key: {message}")
     return data
 
 
@@ -110,18 +114,15 @@ def session_from(reply: dict[str, Any], region: str, cn: str, public_key: str) -
             raise PiaError(f"addKey's reply has no valid {name!r}")
         return value
 
+    values = {name: field(name, kind) for name, kind in (("server_ip", str), ("server_port", int),
+              ("server_key", str), ("server_vip", str), ("peer_ip", str), ("peer_pubkey", str))}  # fmt: skip
     dns = field("dns_servers", list)
     if not dns or not all(isinstance(server, str) for server in dns):
         raise PiaError("addKey's reply has no valid 'dns_servers'")
     return Session(
         region=region,
         server_cn=cn,
-        server_ip=field("server_ip", str),
-        server_port=field("server_port", int),
-        server_key=field("server_key", str),
-        server_vip=field("server_vip", str),
-        peer_ip=field("peer_ip", str),
-        peer_pubkey=field("peer_pubkey", str),
+        **values,
         dns_servers=tuple(dns),
         public_key=public_key,
         created_at=datetime.now(UTC),

@@ -62,14 +62,23 @@ class PiaHttp:
         connect_timeout: float = 10.0,
         request_timeout: float = 20.0,
     ):
+        self.hosts = {name: str(address) for name, address in (hosts or {}).items()}
+        self.context = ssl.create_default_context(cafile=str(ca_file))  # given a cafile, no system CA is loaded
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.timeouts = (connect_timeout, request_timeout)
+        self.clients: dict[str, httpx.Client] = {}
+        self.log = get_logger(component="pia")
+
+    def _client(self, name: str) -> httpx.Client:
+        """One connection pool per TLS name: httpx pools by address, and a connection verified for one
+        name must never carry a request meant for another name at the same address."""
         import httpx
 
-        self.hosts = {name: str(address) for name, address in (hosts or {}).items()}
-        context = ssl.create_default_context(cafile=str(ca_file))  # given a cafile, no system CA is loaded
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        timeout = httpx.Timeout(request_timeout, connect=connect_timeout)
-        self.client = httpx.Client(verify=context, timeout=timeout, trust_env=False, follow_redirects=False)
-        self.log = get_logger(component="pia")
+        if name not in self.clients:
+            connect, request = self.timeouts
+            timeout = httpx.Timeout(request, connect=connect)
+            self.clients[name] = httpx.Client(verify=self.context, timeout=timeout, trust_env=False)
+        return self.clients[name]
 
     @classmethod
     def from_settings(cls, settings: PiaSettings) -> PiaHttp:
@@ -80,10 +89,12 @@ class PiaHttp:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self.client.close()
+        self.close()
 
     def close(self) -> None:
-        self.client.close()
+        for client in self.clients.values():
+            client.close()
+        self.clients.clear()
 
     def url_target(self, url: str) -> tuple[Target, str]:
         """The target of a configured URL and the URL to request (its host replaced by a ``hosts`` address)."""
@@ -116,7 +127,9 @@ class PiaHttp:
         headers = {"Host": target.name if target.port == 443 else f"{target.name}:{target.port}"}
         for attempt in (1, 2):
             try:
-                response = self.client.request(method, url, headers=headers, extensions=extensions, **kwargs)
+                response = self._client(target.name).request(
+                    method, url, headers=headers, extensions=extensions, **kwargs
+                )
             except httpx.TimeoutException:
                 raise PiaTimeout(f"{what}: {target} did not answer in time") from None
             except httpx.ConnectError as exc:
