@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ws_plugin_pia.settings import PiaSettings
 from ws_plugin_pia.store import PiaPaths
-
 from ws_testing.fake_pia import PASSWORD, USERNAME, FakePia, TestCA, example_spec
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ws_testing.fake_pia import PASSWORD
 
 
@@ -27,7 +26,6 @@ def _toml(value: Any) -> str:
 def ws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """``ws(pia_table, *args)``: write ws.toml with that [pia] table and run ws in-process."""
     from click.testing import CliRunner
-
     from ws.cli.common import CliState
     from ws.cli.main import cli
 

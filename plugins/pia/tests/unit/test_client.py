@@ -10,7 +10,6 @@ import stat
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from ws import log
 from ws_plugin_pia import auth, session, wgkey
 from ws_plugin_pia.transport import PiaError, PiaHttp, PiaTimeout

@@ -9,7 +9,6 @@ import stat
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from ws_plugin_pia import portforward, renewal, session
 from ws_plugin_pia.auth import Tokens
 from ws_plugin_pia.transport import PiaError, PiaHttp, PiaTimeout

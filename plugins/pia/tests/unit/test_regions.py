@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from ws_plugin_pia import regions, serverlist
 from ws_plugin_pia.transport import PiaError
 from ws_testing.fake_pia import FakePia

@@ -6,7 +6,6 @@ import base64
 import json
 
 import pytest
-
 from ws_plugin_pia import serverlist
 from ws_plugin_pia.transport import PiaError
 from ws_testing.fake_pia import FakePia, RegionSpec, Spec, WgServer
