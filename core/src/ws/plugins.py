@@ -40,6 +40,7 @@ KNOWN_DISTRIBUTIONS = {
     "microvm": "ws-plugin-microvm",
     "vm": "ws-plugin-microvm",
     "vpn": "ws-plugin-pia",
+    "pia": "ws-plugin-pia",
 }
 """Which distribution provides a first-party type, network or config section, for "install X" hints."""
 
