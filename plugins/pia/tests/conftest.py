@@ -4,6 +4,7 @@ as files, a password file, and settings pointing at it."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from collections.abc import Callable, Iterator
@@ -109,3 +110,25 @@ def other_ca(tmp_path: Path) -> Path:
     path = tmp_path / "other-ca.crt"
     path.write_bytes(TestCA("some other CA").pem)
     return path
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[dict[str, Any] | None], Path]:
+    """``write_config(pia_table)``: a ws.toml with ``state_dir`` under tmp_path and that ``[pia]`` table."""
+
+    def write(pia: dict[str, Any] | None) -> Path:
+        lines = [f'state_dir = "{tmp_path / "state"}"', "[pia]"]
+        lines += [f"{key} = {_toml(value)}" for key, value in (pia or {}).items()]
+        path = tmp_path / "ws.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return write
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml(v)}' for k, v in value.items()) + " }"
+    return str(value) if isinstance(value, (int, float)) else json.dumps(str(value))

@@ -33,6 +33,7 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import socketserver
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
@@ -82,11 +84,29 @@ class TestCA:
             .sign(self.key, hashes.SHA256())
         )
 
+        self._folder: str | None = None
+        self._files: dict[tuple[str, ...], tuple[str, str]] = {}
+
     @property
     def pem(self) -> bytes:
         from cryptography.hazmat.primitives import serialization
 
         return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def chain_files(self, names: list[str]) -> tuple[str, str]:
+        """(certificate chain file, key file) for ``names``, issued once per CA and kept until exit (ssl
+        loads certificates only from files; fakes made again for the same names reuse them)."""
+        key = tuple(names)
+        if key not in self._files:
+            if self._folder is None:
+                self._folder = tempfile.mkdtemp(prefix="fake-pia-certs-")
+                weakref.finalize(self, shutil.rmtree, self._folder, True)
+            certificate, private = self.issue(names)
+            base = Path(self._folder) / str(len(self._files))
+            base.with_suffix(".crt").write_bytes(certificate + self.pem)
+            base.with_suffix(".key").write_bytes(private)
+            self._files[key] = (str(base.with_suffix(".crt")), str(base.with_suffix(".key")))
+        return self._files[key]
 
     def issue(self, names: list[str]) -> tuple[bytes, bytes]:
         """(certificate PEM, key PEM) for ``names`` (host names and IP addresses); the first is the CN."""
@@ -457,12 +477,8 @@ class FakePia:
         self._threads.append(thread)
 
     def _tls_context(self, names: list[str]) -> ssl.SSLContext:
-        certificate, key = self.ca.issue(names)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        with tempfile.TemporaryDirectory() as folder:
-            (Path(folder) / "cert.pem").write_bytes(certificate + self.ca.pem)
-            (Path(folder) / "key.pem").write_bytes(key)
-            context.load_cert_chain(Path(folder) / "cert.pem", Path(folder) / "key.pem")
+        context.load_cert_chain(*self.ca.chain_files(names))
         return context
 
     def _listen_tcp(self, address: str, port: int) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ws.locking import file_lock
+
 from ws_plugin_pia import portforward, session
 from ws_plugin_pia.auth import Tokens
 from ws_plugin_pia.transport import PiaHttp
@@ -43,8 +45,11 @@ def renew(
     port_forward_port: int = portforward.API_PORT,
     backoff: float = 1.0,
 ) -> Renewal:
-    now = datetime.now(UTC)
-    with PiaHttp.from_settings(settings) as http:
+    paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # One renewal at a time per state: two concurrent ones would register two keys, and PIA may expire the
+    # first key registered with a token when a second one is.
+    with file_lock(paths.root / "renew.lock"), PiaHttp.from_settings(settings) as http:
+        now = datetime.now(UTC)
         current = session.load(paths)
         renewed = force or current is None or now - current.created_at >= SESSION_LIFETIME
         if renewed or current is None:

@@ -123,7 +123,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeService]:
 
 
 @pytest.fixture
-def run_ws(service: FakeService, tmp_path: Path):
+def run_ws(service: FakeService, tmp_path: Path, write_config):
     """``run_ws(*args, **pia_overrides)``: the installed ws with a ws.toml pointing at the fake."""
     (tmp_path / "pw").write_text(PASSWORD + "\n")
     os.chmod(tmp_path / "pw", 0o600)
@@ -143,21 +143,10 @@ def run_ws(service: FakeService, tmp_path: Path):
     environ["WS_PLUGINS"] = "pia"
 
     def run(*args: str, **overrides: Any) -> subprocess.CompletedProcess:
-        table = {**pia, **overrides}
-        lines = [f'state_dir = "{tmp_path / "state"}"', "[pia]"] + [f"{k} = {_toml(v)}" for k, v in table.items()]
-        (tmp_path / "ws.toml").write_text("\n".join(lines) + "\n")
-        command = [str(WS), "--config", str(tmp_path / "ws.toml"), *args]
+        command = [str(WS), "--config", str(write_config({**pia, **overrides})), *args]
         return subprocess.run(command, capture_output=True, text=True, env=environ, timeout=120, check=False)
 
     return run
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml(v)}' for k, v in value.items()) + " }"
-    return str(value) if isinstance(value, (int, float)) else json.dumps(value)
 
 
 class ProcScanner(threading.Thread):

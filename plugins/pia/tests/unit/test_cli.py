@@ -12,18 +12,8 @@ import pytest
 from ws_testing.fake_pia import PASSWORD
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml(v)}' for k, v in value.items()) + " }"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return json.dumps(str(value))
-
-
 @pytest.fixture
-def ws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def ws(monkeypatch: pytest.MonkeyPatch, write_config):
     """``ws(pia_table, *args)``: write ws.toml with that [pia] table and run ws in-process."""
     from click.testing import CliRunner
     from ws.cli.common import CliState
@@ -33,10 +23,7 @@ def ws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.delenv("WS_CONFIG", raising=False)
 
     def run(pia: dict[str, Any] | None, *args: str):
-        config = tmp_path / "ws.toml"
-        lines = [f'state_dir = "{tmp_path / "state"}"', "[pia]"]
-        lines += [f"{key} = {_toml(value)}" for key, value in (pia or {}).items()]
-        config.write_text("\n".join(lines) + "\n")
+        config = write_config(pia)
         return CliRunner().invoke(cli, ["--config", str(config), *args], obj=CliState(), catch_exceptions=False)
 
     return run

@@ -163,3 +163,11 @@ def test_renew_replaces_a_month_old_session(fake, settings, paths) -> None:
     paths.session.write_text(json.dumps(data))
     assert renewal.renew(settings, paths).action == "renewed"
     assert fake.count("addKey") == 2 and fake.count("getSignature") == 0
+
+
+def test_concurrent_renewals_register_one_key(fake, settings, paths) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        actions = sorted(pool.map(lambda _n: renewal.renew(settings, paths).action, range(3)))
+    assert actions == ["renewed", "unchanged", "unchanged"] and fake.count("addKey") == 1
