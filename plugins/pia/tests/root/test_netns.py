@@ -242,22 +242,50 @@ def test_untrusted_ca_wrong_cn_and_tampered_list_are_refused(service, run_ws, tm
     assert "Traceback" not in untrusted.stderr + impostor.stderr + tampered.stderr
 
 
-@pytest.mark.parametrize(("silent", "answering"), [("swiss", "de_berlin"), ("de_berlin", "swiss")])
-def test_auto_measures_meta_servers_and_skips_silent_ones(service, run_ws, silent, answering) -> None:
-    """Real TCP probes on 443: the meta server of one forwarding region stops answering (its address is
-    removed in the namespace), so auto must choose the other. (This kernel has no netem to delay one
-    instead; the latency order itself is unit-tested in test_regions.py.)"""
-    meta = {r.id: r.meta[0][0] for r in service.spec.regions}[silent]
-    peer = _ip("ip", "-o", "addr", "show", "to", meta, ns=service.ns).stdout.split()[1]
-    _ip("ip", "addr", "del", f"{meta}/24", "dev", peer, ns=service.ns)
-    try:
-        listed = run_ws("vpn", "regions", "--json", latency_timeout=0.3)
-        rows = {row["id"]: row for row in json.loads(listed.stdout)}
-        assert rows[silent]["latency_ms"] is None and 0 < rows[answering]["latency_ms"] < 300
-        assert rows["gone"]["latency_ms"] is None and rows["gone"]["offline"]
-        assert list(rows).index(answering) < list(rows).index(silent)  # fastest first, silent last
-        chosen = run_ws("vpn", "renew", "--force", "--json", region="auto", port_forward=True, latency_timeout=0.3)
-        assert chosen.returncode == 0, chosen.stderr
-        assert json.loads(chosen.stdout)["detail"].startswith(f"region {answering},")
-    finally:
-        _ip("ip", "addr", "add", f"{meta}/24", "dev", peer, ns=service.ns, check=False)
+@pytest.fixture
+def meta_fault(service: FakeService) -> Iterator[Any]:
+    """``meta_fault(region, "silent"|"slow")``: the region's meta server stops answering (its address is
+    removed in the namespace) or answers a second late (a rule in the namespace drops every other SYN to
+    it, so each connect waits for the kernel's 1 s SYN retransmission). This kernel has no netem."""
+    undo: list[list[str]] = []
+
+    def apply(region: str, kind: str) -> None:
+        meta = {r.id: r.meta[0][0] for r in service.spec.regions}[region]
+        if kind == "silent":
+            peer = _ip("ip", "-o", "addr", "show", "to", meta, ns=service.ns).stdout.split()[1]
+            _ip("ip", "addr", "del", f"{meta}/24", "dev", peer, ns=service.ns)
+            undo.append(["ip", "addr", "add", f"{meta}/24", "dev", peer])
+        else:
+            rule = f"ip daddr {meta} tcp dport 443 tcp flags & (syn | ack) == syn numgen inc mod 2 == 0 drop"
+            script = (
+                f"table inet wspia_test {{\n chain input {{\n type filter hook input priority 0;\n {rule}\n }}\n}}\n"
+            )
+            subprocess.run(["ip", "netns", "exec", service.ns, "nft", "-f", "-"], input=script, text=True, check=True)
+            undo.append(["nft", "delete", "table", "inet", "wspia_test"])
+
+    yield apply
+    for command in undo:
+        _ip(*command, ns=service.ns, check=False)
+
+
+@pytest.mark.parametrize(
+    ("region", "kind", "other"), [("swiss", "silent", "de_berlin"), ("de_berlin", "slow", "swiss")]
+)
+def test_auto_takes_the_region_whose_meta_server_answers_first(
+    service, run_ws, meta_fault, region, kind, other
+) -> None:
+    """Real TCP probes on 443 from the host namespace: auto chooses the other forwarding region, and
+    ``ws vpn regions`` lists it first (the latency order itself is also unit-tested in test_regions.py)."""
+    meta_fault(region, kind)
+    listed = run_ws("vpn", "regions", "--json", latency_timeout=1.8)
+    rows = {row["id"]: row for row in json.loads(listed.stdout)}
+    if kind == "silent":
+        assert rows[region]["latency_ms"] is None
+    else:
+        assert rows[region]["latency_ms"] >= 900  # the retransmitted SYN
+    assert 0 < rows[other]["latency_ms"] < 500
+    assert rows["gone"]["latency_ms"] is None and rows["gone"]["offline"]
+    assert list(rows).index(other) < list(rows).index(region)  # fastest first
+    chosen = run_ws("vpn", "renew", "--force", "--json", region="auto", port_forward=True, latency_timeout=1.8)
+    assert chosen.returncode == 0, chosen.stderr
+    assert json.loads(chosen.stdout)["detail"].startswith(f"region {other},")

@@ -105,6 +105,12 @@ def test_unconfigured_doctor_is_quiet(ws) -> None:
     assert checks["pia: configuration"]["status"] == "ok"
 
 
+def test_status_before_any_session(ws, table) -> None:
+    result = ws(table, "vpn", "status")
+    assert result.exit_code == 0 and "no PIA session yet (ws vpn renew makes one)" in result.stdout
+    assert "token:       - (age -)" in result.stdout
+
+
 def test_renew_then_status_masks_secrets(ws, fake, table, tmp_path) -> None:
     renewed = ws(table, "vpn", "renew")
     assert renewed.exit_code == 0, renewed.stderr
