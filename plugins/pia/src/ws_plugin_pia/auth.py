@@ -13,6 +13,8 @@ from ws_plugin_pia.store import read_json, write_json
 from ws_plugin_pia.transport import PiaError, PiaHttpStatus, json_object
 
 if TYPE_CHECKING:
+    import httpx
+
     from ws_plugin_pia.settings import PiaSettings
     from ws_plugin_pia.store import PiaPaths
     from ws_plugin_pia.transport import PiaHttp
@@ -61,7 +63,7 @@ class Tokens:
             raise
         finally:
             form.clear()
-        value = _token_from(response)
+        value = token_from(response)
         token = Token(value, datetime.now(UTC))
         write_json(self.paths.token, {"token": token.value, "obtained_at": token.obtained_at.isoformat()})
         return token
@@ -85,7 +87,7 @@ def cached(paths: PiaPaths) -> Token | None:
         return None
 
 
-def _token_from(response) -> str:
+def token_from(response: httpx.Response) -> str:
     token = json_object(response, "PIA's token service").get("token")
     if not isinstance(token, str) or not token:
         raise PiaError("PIA's token reply carries no token")

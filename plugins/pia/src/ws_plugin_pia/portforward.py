@@ -100,7 +100,11 @@ def decode_payload(payload: str) -> tuple[int, datetime]:
 
 def get_signature(http: PiaHttp, target: Target, token: Token) -> PortForward:
     response = http.get_server(target, "/getSignature", {"token": token.value}, "asking for a forwarded port")
-    data = json_object(response, f"getSignature at {target}")
+    return signature_from(json_object(response, f"getSignature at {target}"), target)
+
+
+def signature_from(data: dict[str, Any], target: Target) -> PortForward:
+    """The typed state of a getSignature reply; a refusal or a missing field is an error with a sentence."""
     if data.get("status") != "OK":
         raise PiaError(f"getSignature at {target} refused: {data.get('message') or 'no message'}")
     payload, signature = data.get("payload"), data.get("signature")

@@ -237,3 +237,26 @@ def test_add_key_reply_missing_dns_is_an_error() -> None:
              "peer_pubkey": "q", "dns_servers": []}  # fmt: skip
     with pytest.raises(PiaError, match="dns_servers"):
         session.session_from(reply, "swiss", "cn", "pub")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (200, b"<html>maintenance</html>", "PIA's token service did not answer JSON"),
+        (200, b"[]", "did not answer a JSON object"),
+        (200, b"{}", "carries no token"),
+        (200, b'{"token": ""}', "carries no token"),
+        (200, b'{"token": 5}', "carries no token"),
+    ],
+)
+def test_token_reply_shapes(status, body, message) -> None:
+    import httpx
+
+    with pytest.raises(PiaError, match=message):
+        auth.token_from(httpx.Response(status, content=body))
+
+
+def test_token_reply_parses() -> None:
+    import httpx
+
+    assert auth.token_from(httpx.Response(200, content=b'{"token": "abc"}')) == "abc"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from ws_plugin_pia import portforward, renewal, session
 from ws_plugin_pia.auth import Tokens
-from ws_plugin_pia.transport import PiaError, PiaHttp, PiaTimeout
+from ws_plugin_pia.transport import PiaError, PiaHttp, PiaTimeout, Target
 from ws_testing.fake_pia import PASSWORD
 
 
@@ -130,6 +130,29 @@ def _payload(data: object) -> str:
 def test_payload_shapes_refused(payload: str, message: str) -> None:
     with pytest.raises(PiaError, match=message):
         portforward.decode_payload(payload)
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        ({"status": "ERROR", "message": "no port available"}, "refused: no port available"),
+        ({}, "refused: no message"),
+        ({"status": "OK", "signature": "s"}, "lacks the payload or the signature"),
+        ({"status": "OK", "payload": _payload({"port": 1, "expires_at": "2030-01-01"}), "signature": ""}, "lacks"),
+        ({"status": "OK", "payload": "%%", "signature": "s"}, "does not decode"),
+    ],
+)
+def test_get_signature_reply_shapes(reply, message) -> None:
+    with pytest.raises(PiaError, match=message):
+        portforward.signature_from(reply, Target("10.0.0.1", 19999, "zurich401"))
+
+
+def test_get_signature_reply_parses() -> None:
+    payload = _payload({"token": "t", "port": 47047, "expires_at": "2030-01-02T03:04:05Z"})
+    state = portforward.signature_from(
+        {"status": "OK", "payload": payload, "signature": "sig"}, Target("10.0.0.1", 19999, "zurich401")
+    )
+    assert (state.port, state.server_cn, state.signature, state.bound_at) == (47047, "zurich401", "sig", None)
 
 
 def test_payload_decodes_port_and_expiry() -> None:
