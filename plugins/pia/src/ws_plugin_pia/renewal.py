@@ -52,6 +52,7 @@ def renew(
         now = datetime.now(UTC)
         current = session.load(paths)
         renewed = force or current is None or now - current.created_at >= SESSION_LIFETIME
+        renewed = renewed or settings.region not in ("auto", current.region)  # the configuration changed
         if renewed or current is None:
             current, _ = session.connect(settings, paths, http, probe)
         next_due = current.created_at + SESSION_LIFETIME

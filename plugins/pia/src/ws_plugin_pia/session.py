@@ -77,14 +77,15 @@ def connect(
     servers = serverlist.fetch(http, settings)
     probe = probe or regions.tcp_probe(settings.latency_timeout)
     choice = regions.choose(servers, settings.region, settings.port_forward, settings.allow_geo, probe)
-    public = wgkey.generate(paths.private_key)
+    keys = wgkey.new_pair()
     target = Target(choice.server.ip, servers.wg_port, choice.server.cn)
     tokens = Tokens(http, settings, paths)
     try:
-        reply = tokens.call(lambda token: add_key(http, target, token, public))
+        reply = tokens.call(lambda token: add_key(http, target, token, keys.public))
     except LoginFailed:
-        reply = add_key(http, target, tokens.renew(), public)
-    session = session_from(reply, choice.region.id, choice.server.cn, public)
+        reply = add_key(http, target, tokens.renew(), keys.public)
+    session = session_from(reply, choice.region.id, choice.server.cn, keys.public)
+    keys.store(paths.private_key)
     write_json(paths.session, session.to_json())
     return session, servers
 

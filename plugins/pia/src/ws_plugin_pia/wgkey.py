@@ -4,6 +4,7 @@ in a 0600 file in wg's base64 format."""
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ws_plugin_pia.store import write_private
@@ -12,15 +13,26 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def generate(path: Path) -> str:
-    """A new key pair: the private key written to ``path`` (0600); returns the public key (base64)."""
+@dataclass(frozen=True)
+class KeyPair:
+    public: str
+    """base64, as addKey and wg take it"""
+    private: bytes = field(repr=False)
+    """base64 of the raw private key"""
+
+    def store(self, path: Path) -> None:
+        """Keep the private key (0600): done once PIA accepted the public key, so the stored key always
+        matches the stored session."""
+        write_private(path, self.private + b"\n")
+
+
+def new_pair() -> KeyPair:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     key = X25519PrivateKey.generate()
     raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
-    write_private(path, base64.b64encode(raw) + b"\n")
-    return _public(key)
+    return KeyPair(_public(key), base64.b64encode(raw))
 
 
 def public_key(path: Path) -> str | None:

@@ -199,6 +199,14 @@ def test_unreachable_server_is_an_error(fake, make_settings, paths) -> None:
         _connect(settings, paths)
 
 
+def test_failed_add_key_keeps_the_stored_key_matching_the_session(fake, settings, paths) -> None:
+    first = _connect(settings, paths)
+    fake.add_fault("addKey", "500")
+    with pytest.raises(PiaError, match="HTTP 500"):
+        _connect(settings, paths)
+    assert wgkey.public_key(paths.private_key) == first.public_key == session.load(paths).public_key
+
+
 def test_each_connect_uses_a_new_key(fake, settings, paths) -> None:
     first = _connect(settings, paths).public_key
     assert _connect(settings, paths).public_key != first

@@ -179,6 +179,13 @@ def test_renew_keeps_a_fresh_session_and_forces_a_new_one(fake, make_settings, p
     assert PASSWORD not in json.dumps([first.detail, again.detail, forced.detail])
 
 
+def test_renew_follows_a_changed_region(fake, make_settings, paths) -> None:
+    renewal.renew(make_settings(region="swiss"), paths)
+    moved = renewal.renew(make_settings(region="de_berlin"), paths)
+    assert moved.action == "renewed" and moved.detail.startswith("region de_berlin,")
+    assert renewal.renew(make_settings(region="de_berlin"), paths).action == "unchanged"
+
+
 def test_renew_replaces_a_month_old_session(fake, settings, paths) -> None:
     renewal.renew(settings, paths)
     data = json.loads(paths.session.read_text())
