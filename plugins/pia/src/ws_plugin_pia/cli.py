@@ -97,7 +97,8 @@ def status(ctx: Context, as_json: bool) -> None:
 @json_option
 @pass_ws_context
 def renew(ctx: Context, force: bool, as_json: bool) -> None:
-    """Renew the PIA session when it is missing or a month old (--force: now), and keep the port forwarded.
+    """Renew the PIA session when it is missing, a month old or for another region (--force: now), and keep
+    the port forwarded.
 
     With port forwarding, the stored signature is reused while more than 7 days remain and the port is
     bound again.
