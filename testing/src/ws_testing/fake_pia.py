@@ -374,7 +374,7 @@ class FakePia:
         if endpoint == "addKey":
             return 200, json.dumps(self._add_key(query, server)).encode()
         if endpoint == "getSignature":
-            return self._get_signature(query)
+            return self.signature_reply(query)
         return 200, json.dumps(self._bind_port(query)).encode()
 
     def _add_key(self, query: dict[str, str], server: WgServer) -> dict[str, Any]:
@@ -396,7 +396,7 @@ class FakePia:
             "dns_servers": DNS_SERVERS,
         }
 
-    def _get_signature(self, query: dict[str, str], lifetime: dt.timedelta | None = None) -> tuple[int, bytes]:
+    def signature_reply(self, query: dict[str, str], lifetime: dt.timedelta | None = None) -> tuple[int, bytes]:
         token = query.get("token")
         if token not in self.tokens:
             return 200, b'{"status":"ERROR","message":"invalid token"}'
@@ -577,7 +577,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "tamper":
             return 200, self.pia.serverlist_body(tamper=True)
         if fault.kind == "expires_in" and endpoint == "getSignature":
-            return self.pia._get_signature(query, dt.timedelta(seconds=fault.seconds))
+            return self.pia.signature_reply(query, dt.timedelta(seconds=fault.seconds))
         raise ValueError(f"fault {fault.kind!r} does not apply to {endpoint}")
 
     def _answer(self, status: int, body: bytes) -> None:

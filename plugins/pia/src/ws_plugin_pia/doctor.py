@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from ws_plugin_pia.settings import PiaSettings
 
 
+CA_FIX = "set pia.ca_file to PIA's ca.rsa.4096.crt"
+
+
 def checks(ctx: Context) -> list[DoctorCheck]:
     from ws_plugin_pia.settings import PiaSettings
 
@@ -33,7 +36,7 @@ def _ca_check(settings: PiaSettings) -> DoctorCheck:
     try:
         certificates = x509.load_pem_x509_certificates(settings.ca_file.read_bytes())
     except (OSError, ValueError) as exc:
-        return DoctorCheck("pia: CA", CheckStatus.FAIL, f"pia.ca_file {settings.ca_file}: {exc}", _CA_FIX)
+        return DoctorCheck("pia: CA", CheckStatus.FAIL, f"pia.ca_file {settings.ca_file}: {exc}", CA_FIX)
     subject = certificates[0].subject.rfc4514_string()
     return DoctorCheck("pia: CA", CheckStatus.OK, f"{settings.ca_file} ({subject})")
 
@@ -72,6 +75,3 @@ def _api_checks(settings: PiaSettings, ctx: Context) -> list[DoctorCheck]:
         else:
             result.append(DoctorCheck("pia: credentials", CheckStatus.OK, f"token issued for {settings.username}"))
     return result
-
-
-_CA_FIX = "set pia.ca_file to PIA's ca.rsa.4096.crt"

@@ -12,10 +12,13 @@ import os
 import stat
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from ws.errors import WsError
+
+if TYPE_CHECKING:
+    from ws.context import Context
 
 SERVERLIST_URL = "https://serverlist.piaservers.net/vpninfo/servers/v6"
 TOKEN_URL = "https://www.privateinternetaccess.com/api/client/v2/token"
@@ -137,7 +140,7 @@ def check_password_file(path: Path) -> None:
         raise ValueError(f"{path} is owned by uid {info.st_uid}; it must be owned by root (chown root {path})")
 
 
-def settings_of(ctx) -> PiaSettings:
+def settings_of(ctx: Context) -> PiaSettings:
     """The validated ``[pia]`` section, or a sentence saying it is not configured."""
     settings = ctx.config.sections.get("pia") or PiaSettings()
     if not settings.configured:
