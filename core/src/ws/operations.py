@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ws.context import Context
 from ws.errors import UsageError
 from ws.images.prepare import planned_image, prepare_image
+from ws.instances import forget_instance, record_instance
 from ws.preparation import CreateRequest
 from ws.provision import ensure_host_key
 from ws.state import atomic_write, ensure_workspace_dirs, read_leases, remove_workspace_dirs, write_leases
@@ -78,6 +79,7 @@ def up(ctx: Context, workspace: Workspace, *, force: bool = False) -> UpResult:
             ctx.all_plugins.workspace_stopping(workspace)
             backend.stop()
         _record_lease(ctx, workspace)
+        record_instance(workspace)
         image = prepare_image(ctx.config.core, ctx.state.root, workspace, wtype, ctx.progress)
         parts["image"] = image.identity
         ctx.progress(f"{workspace.name}: creating the {workspace.type} instance")
@@ -115,6 +117,7 @@ def down(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
         backend.stop()
         ctx.network(workspace.network).detach(workspace)
         (workspace.paths.root / APPLIED_FILE).unlink(missing_ok=True)
+        forget_instance(workspace)
         return backend.status()
 
 
@@ -125,6 +128,7 @@ def destroy(ctx: Context, workspace: Workspace, *, purge: bool) -> None:
         ctx.backend(workspace).destroy(purge)
         ctx.network(workspace.network).detach(workspace)
         (workspace.paths.root / APPLIED_FILE).unlink(missing_ok=True)
+        forget_instance(workspace)
         if purge:
             remove_workspace_dirs(workspace.paths)
             _drop_lease(ctx, workspace)
