@@ -73,7 +73,19 @@ class Supervisor(Protocol):
 
 
 def supervisor_for(state_dir: Path) -> Supervisor:
-    """The systemd supervisor where systemd runs the host, else the detached-process one."""
+    """The systemd supervisor where systemd runs the host and its bus answers, else the detached-process one.
+
+    ``WS_SUPERVISOR=detached`` forces the detached one (a host whose systemd should not run ws's services).
+    """
+    import os
+
+    if os.environ.get("WS_SUPERVISOR") != "detached":
+        from ws import systemd
+
+        if systemd.systemd_is_init() and systemd.bus_answers():
+            from ws.supervise.systemd import SystemdSupervisor
+
+            return SystemdSupervisor()
     from ws.supervise.detached import DetachedSupervisor
 
     return DetachedSupervisor(state_dir / "run")
