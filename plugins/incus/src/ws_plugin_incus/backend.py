@@ -155,15 +155,11 @@ def _source(ctx: Context, api: Api, workspace: Workspace) -> tuple[images.Source
 
 
 def _built_image(ctx: Context, name: str):
-    """ws's build of ``name`` for containers; a cached build of the same recipe plus a kernel (made for
-    microVMs) is taken as it is rather than building a second image: the kernel is inert in a container."""
-    from ws.images import current_image, ensure_image, recipe_for
+    from ws.images import container_image
 
-    recipe = recipe_for(ctx.config.core, name)
-    for candidate in (recipe, recipe_for(ctx.config.core, name, with_kernel=True)):
-        if (cached := current_image(ctx.state.root, candidate)) is not None:
-            return cached
-    return ensure_image(ctx.state.root, recipe, progress=lambda phase: print(f"image {name}: {phase}", file=sys.stderr))
+    return container_image(
+        ctx.state.root, ctx.config.core, name, progress=lambda phase: print(f"image {name}: {phase}", file=sys.stderr)
+    )
 
 
 def _shift(api: Api, settings: IncusSettings) -> bool:
