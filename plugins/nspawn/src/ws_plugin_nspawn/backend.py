@@ -67,6 +67,11 @@ def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) ->
     program = _program(settings)
     sup = supervisor(ctx)
     _remove_boot(ctx, workspace, sup)  # what a killed earlier run left
+    if Path(f"/sys/class/net/{workspace.host_interface}").exists():
+        raise WsError(
+            f"cannot create {workspace.name}: the network interface {workspace.host_interface} exists and is not "
+            "this workspace's; remove it or rename the workspace"
+        )
     bundle = ctx.provisioning(workspace, attachment)
     built = container_image(
         ctx.state.root,
@@ -81,7 +86,7 @@ def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) ->
     record = {"workspace": workspace.name, "image": f"{built.name}-{built.hash}", "base": str(base)}
     _write_record(record_file, record)
     try:
-        shift = uidrange.claim(str(record_file), record_file)
+        shift = uidrange.claim(record_file)
     except uidrange.NoFreeRange as exc:
         raise WsError(f"cannot create {workspace.name}: {exc}") from None
     record["uid_shift"] = shift
@@ -193,16 +198,17 @@ def leader(ctx: Context, workspace: Workspace) -> int | None:
 def _remove_boot(ctx: Context, workspace: Workspace, sup: Supervisor, timeout: float | None = None) -> None:
     """Stop the service (and machine), kill a guest that outlived a killed nspawn, wait for its veth to go,
     then remove the mounts, the folder and the id range claim."""
-    sup.stop(service_name(workspace), timeout=timeout)
+    stopped = sup.stop(service_name(workspace), timeout=timeout)
     if sup.kind == "systemd":
         from ws import systemd
 
-        systemd.terminate_machine(workspace.name)
+        stopped = systemd.terminate_machine(workspace.name) or stopped
     folder = rootfs.machine_dir(ctx.state.root, workspace.name)
     record = read_record(ctx, workspace)
     if record is not None and "uid_shift" in record:
-        machine.kill_container(record["uid_shift"])
-    _wait_link_gone(workspace.host_interface)
+        stopped = machine.kill_container(record["uid_shift"]) or stopped
+    if stopped:
+        _wait_link_gone(workspace.host_interface)
     rootfs.remove_machine_dir(folder)
     if record is not None and "uid_shift" in record:
         uidrange.release(record["uid_shift"], folder / RECORD)

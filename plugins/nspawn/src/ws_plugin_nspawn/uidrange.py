@@ -29,14 +29,14 @@ class NoFreeRange(Exception):
     pass
 
 
-def claim(owner: str, record_file: Path, registry: Path = REGISTRY) -> int:
-    """Claim a free range for ``owner`` (a host-unique key), recorded in ``record_file``; its first id.
+def claim(record_file: Path, registry: Path = REGISTRY) -> int:
+    """Claim a free range for the workspace whose record is ``record_file`` (host-unique); its first id.
 
-    The same owner gets the same range while its claim lasts (a re-run after a crash converges).
+    The same record gets the same range while its claim lasts (a re-run after a crash converges).
     """
     registry.mkdir(parents=True, exist_ok=True)
     with _locked(registry):
-        start = int.from_bytes(hashlib.sha256(owner.encode()).digest()[:4], "big") % SLOTS
+        start = int.from_bytes(hashlib.sha256(str(record_file).encode()).digest()[:4], "big") % SLOTS
         used = _mapped_by_processes() + _subordinate_ranges()
         claimed = _live_claims(registry)
         for offset in range(SLOTS):

@@ -147,7 +147,8 @@ def nsenv(ws_image):
     (root / "images").symlink_to(TEST_STATE / "images")
     (TEST_STATE / "nspawn-bases").mkdir(exist_ok=True)
     (root / "nspawn").mkdir()
-    (root / "nspawn" / "bases").symlink_to(TEST_STATE / "nspawn-bases")  # unpacked once for every session    key = root / "id_user"
+    (root / "nspawn" / "bases").symlink_to(TEST_STATE / "nspawn-bases")  # unpacked once for every session
+    key = root / "id_user"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ws-test", "-f", str(key)], check=True)
     env = NsEnv(
         root=root,
