@@ -29,6 +29,7 @@ authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8b3e1N9aV5aBv3d1OBh2D
 [network]
 bridge = "wstnbr"
 subnet = "10.215.0.0/24"
+upstream = "eth0"  # the VM's user-mode NIC: restrict=on, nothing leaves the VM
 [nix]
 inherit_host = false
 [nspawn]

@@ -9,8 +9,10 @@ log file, or the unit's journal under systemd); ``-f`` follows it.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 from ws.errors import WsError
@@ -31,7 +33,7 @@ def exec_argv(ctx: Context, workspace: Workspace, command: list[str]) -> list[st
     user = ctx.login_user
     environment = [
         f"HOME={user.home}", f"USER={user.name}", f"LOGNAME={user.name}", "LANG=C.UTF-8", "SHELL=/bin/bash",
-        f"PATH={GUEST_PATH}", *(["TERM=" + _term()] if _term() else []),
+        f"PATH={GUEST_PATH}", *([f"TERM={os.environ['TERM']}"] if os.environ.get("TERM") else []),
     ]  # fmt: skip
     in_work_folder = f'cd {shlex.quote(user.workspace_dir)} 2>/dev/null || cd; exec "$@"'
     return [
@@ -42,13 +44,12 @@ def exec_argv(ctx: Context, workspace: Workspace, command: list[str]) -> list[st
 
 
 def exec_command(ctx: Context, workspace: Workspace, command: list[str], interactive: bool) -> int:
-    """Run ``command`` (a login shell if empty) as the login user; the terminal is passed through as it is."""
+    """Run ``command`` (a login shell if empty) as the login user. nsenter hands ws's own terminal (or pipes)
+    to the command as they are, so ``interactive`` needs nothing more."""
     return subprocess.run(exec_argv(ctx, workspace, command), check=False).returncode
 
 
 def logs(ctx: Context, workspace: Workspace, follow: bool) -> int:
-    import sys
-
     sup = backend.supervisor(ctx)
     name = backend.service_name(workspace)
     if not follow:
@@ -62,9 +63,3 @@ def logs(ctx: Context, workspace: Workspace, follow: bool) -> int:
         return subprocess.run(command, check=False).returncode
     except KeyboardInterrupt:
         return 0
-
-
-def _term() -> str | None:
-    import os
-
-    return os.environ.get("TERM")
