@@ -45,7 +45,9 @@ def settings_for(ctx: Context, workspace: Workspace | None = None) -> NspawnSett
 
     from ws_plugin_nspawn.settings import effective
 
-    overrides = workspace.options if workspace is not None else {}
+    if workspace is not None and workspace.options is not None:
+        return workspace.options  # [nspawn] with [workspaces.NAME.nspawn] merged, validated by core
+    overrides: dict = {}
     try:
         return effective(ctx.config.sections.get("nspawn"), overrides)
     except ValidationError as exc:
@@ -136,7 +138,7 @@ def start(ctx: Context, workspace: Workspace) -> None:
         workspace.ip,
         settings.ready_timeout,
         lambda: sup.logs(name, LOG_LINES).rstrip() or "(the console log is empty)",
-        gone=lambda: not sup.status(name).running,
+        alive=lambda: sup.status(name).running,
     )
 
 

@@ -6,13 +6,14 @@ imported inside the hooks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ws import hookimpl
 
 if TYPE_CHECKING:
+    from ws.api import CreateRequest
     from ws.context import Context
-    from ws.types import DoctorCheck, NetworkAttachment, Workspace, WorkspaceStatus, WorkspaceType
+    from ws.types import DoctorCheck, Workspace, WorkspaceStatus, WorkspaceType
 
 
 @hookimpl
@@ -29,24 +30,21 @@ def ws_workspace_types() -> list[WorkspaceType]:
             aliases=("container",),
             ip_range=(50, 89),
             interface_prefix="vb-",
+            options_model="ws_plugin_nspawn.settings:NspawnSettings",
+            image_format="none",  # the backend picks its build itself (backend.create); contract v2 stopgap
         )
     ]
 
 
 @hookimpl
-def ws_config_sections() -> dict[str, Any]:
-    return {"nspawn": "ws_plugin_nspawn.settings:NspawnSettings"}
-
-
-@hookimpl
-def ws_create(workspace: Workspace, attachment: NetworkAttachment, ctx: Context) -> None:
+def ws_create(workspace: Workspace, request: CreateRequest, ctx: Context) -> None:
     from ws_plugin_nspawn import backend
 
-    backend.create(ctx, workspace, attachment)
+    backend.create(ctx, workspace, request.attachment)
 
 
 @hookimpl
-def ws_start(workspace: Workspace, ctx: Context) -> None:
+def ws_start(workspace: Workspace, handle: object, ctx: Context) -> None:
     from ws_plugin_nspawn import backend
 
     backend.start(ctx, workspace)
