@@ -1,4 +1,5 @@
-"""systemd over its D-Bus API (dbus-fast): transient units and machined, as small synchronous functions.
+"""systemd over its D-Bus API (dbus-fast): transient units, unit files (reload, enable, start) and machined,
+as small synchronous functions.
 
 Used by the systemd supervisor (``ws.supervise.systemd``) and by backends that ask machined about their
 containers. dbus-fast is asynchronous and costs an import, so it is imported inside the functions and each call
@@ -155,6 +156,12 @@ def unit_file_state(name: str) -> str:
         if error.name in ("org.freedesktop.DBus.Error.FileNotFound", "org.freedesktop.systemd1.NoSuchUnit"):
             return "not-found"
         raise
+
+
+def loaded_units(patterns: list[str]) -> list[str]:
+    """Names of the units systemd has loaded that match the glob ``patterns`` (also those whose file is gone)."""
+    (units,) = _run(_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "ListUnitsByPatterns", "asas", [[], list(patterns)]))
+    return sorted(unit[0] for unit in units)
 
 
 def kill_unit(name: str, signal: int) -> None:

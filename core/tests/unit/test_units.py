@@ -108,7 +108,7 @@ def test_units_for_autostart_workspaces_their_networks_and_the_agent(context) ->
     assert networks["Unit"]["ReloadPropagatedFrom"] == "nftables.service"
     up = f"/usr/bin/ws --config {config} network up fakenet"
     assert networks["Service"] | {} == {"Type": "oneshot", "RemainAfterExit": "yes", "ExecStart": up, "ExecReload": up}
-    assert networks["Install"] == {"WantedBy": "multi-user.target"}
+    assert networks["Install"] == {"WantedBy": "multi-user.target nftables.service"}
 
     agent = parsed(units["ws-agent-tunnel.service"])
     assert agent["Service"]["Type"] == "notify"

@@ -27,6 +27,8 @@ RECORD_FILE = "systemd-units.json"
 INVOKER_VARIABLES = ("SUDO_USER", "SUDO_UID", "SUDO_GID")
 """What makes ``ws`` resolve the login user as the installing ``sudo ws`` did (ws.provision.user)."""
 START_TIMEOUT = 1800.0
+PATTERNS = (NETWORKS_UNIT, "ws-workspace-*.service", "ws-agent-*.service")
+"""The names of ws's units (``ws-nspawn-*`` transient units belong to the nspawn backend, not here)."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,12 @@ def uninstall(ctx: Context, *, unit_dir: Path = UNIT_DIR) -> dict:
     require_systemd()
     previous = read_record(ctx)
     folder = previous.unit_dir if previous is not None else unit_dir
-    names = sorted(set(previous.units if previous else ()) | set(_ours_in(folder)))
+    loaded = systemd.loaded_units(list(PATTERNS))  # also units whose files a refresh removed while they ran
+    names = sorted(set(previous.units if previous else ()) | set(_ours_in(folder)) | set(loaded))
     _stop_in_order(names, ctx.progress)
-    if names:
-        systemd.disable_unit_files(names)
+    files = [name for name in names if (folder / name).exists()]
+    if files:
+        systemd.disable_unit_files(files)
     for name in names:
         (folder / name).unlink(missing_ok=True)
     systemd.daemon_reload()
@@ -233,7 +237,7 @@ def _wait_settled(name: str, timeout: float = START_TIMEOUT) -> str:
 def _ours_in(folder: Path) -> list[str]:
     """ws's unit files in ``folder``: the names ws uses, with ws's header (never another program's file)."""
     found = []
-    for pattern in (NETWORKS_UNIT, "ws-workspace-*.service", "ws-agent-*.service"):
+    for pattern in PATTERNS:
         for path in folder.glob(pattern):
             try:
                 if path.read_text().startswith(HEADER_MARK):

@@ -5,7 +5,7 @@ Every unit runs a ``ws`` command, so the command line stays the single source of
 * ``ws-networks.service`` (oneshot): ``ws network up`` for the networks the autostart workspaces use,
   after ``network-online.target`` and ``nftables.service``; reloaded with nftables.service (its
   ``ExecReload`` runs the same command, which restores ws's tables after a ruleset flush) and restarted
-  with it (``PartOf``).
+  with it (``PartOf``); wanted by nftables.service, so starting it again after a stop brings them back.
 * ``ws-agent-NETWORK.service`` for a network whose record asks for an agent (:class:`ws.types.NetworkAgent`):
   ``Type=notify``, ``WatchdogSec``, restarted with back-off, after the networks unit.
 * ``ws-workspace-NAME.service`` (oneshot) per autostart workspace: ``ws up NAME`` / ``ws down NAME``, after
@@ -91,6 +91,7 @@ def _networks_unit(networks: list[Network], invocation: Invocation) -> str:
             "ExecStart": up,
             "ExecReload": up,
         },
+        wanted_by="multi-user.target nftables.service",  # nftables stopped (PartOf stops us), then started
     )
 
 
@@ -150,8 +151,8 @@ def _environment(invocation: Invocation) -> dict[str, str]:
     return {"Environment": " ".join(_quote(f"{key}={value}", command=False) for key, value in invocation.environment)}
 
 
-def _unit(unit: dict[str, str], service: dict[str, str]) -> str:
-    sections = [("Unit", unit), ("Service", service), ("Install", {"WantedBy": "multi-user.target"})]
+def _unit(unit: dict[str, str], service: dict[str, str], wanted_by: str = "multi-user.target") -> str:
+    sections = [("Unit", unit), ("Service", service), ("Install", {"WantedBy": wanted_by})]
     return "\n".join(
         f"[{title}]\n" + "".join(f"{key}={value}\n" for key, value in entries.items()) for title, entries in sections
     )
