@@ -180,3 +180,61 @@ def test_systemd_accepts_every_unit(context, tmp_path: Path) -> None:
     )
     complaints = [line for line in result.stderr.splitlines() if "ws-" in line]
     assert result.returncode == 0 and not complaints, result.stderr
+
+
+def test_install_without_systemd_as_init_says_so_and_exits_2(cli_invoke, write_config, monkeypatch) -> None:
+    """On this host (no systemd as PID 1) for real; the detection is pinned so the test means the same
+    wherever it runs. ``ws apply`` still works."""
+    import ws.systemd
+
+    monkeypatch.setattr(ws.systemd, "systemd_is_init", lambda: False)
+    config = str(write_config(TOML.split("[workspaces.svc]")[0]))
+    result = cli_invoke("--config", config, "systemd", "install")
+    assert result.exit_code == 2
+    assert "systemd is not the init system here" in result.stderr and "ws apply" in result.stderr
+    assert not (Path(config).parent / "state" / "systemd-units.json").exists()
+    assert cli_invoke("--config", config, "apply").exit_code == 0
+    status = cli_invoke("--config", config, "systemd", "status")
+    assert (status.exit_code, status.stdout) == (0, "no ws units are installed (ws systemd install)\n")
+
+
+def test_apply_says_which_installed_units_a_change_rewrites(cli_invoke, write_config, context, tmp_path) -> None:
+    """Units as ``ws systemd install`` recorded them; a dry run of ``ws apply`` after a change names the
+    units it would write and remove (carrying it out needs systemd: the VM tier)."""
+    import hashlib
+    import json
+
+    from ws.units.render import render
+
+    text = TOML.split("[workspaces.svc]")[0]
+    ctx = context(text)
+    installed = invocation(ctx.config.source)
+    units = render(ctx, installed)
+    record = {
+        "program": installed.program,
+        "config": installed.config,
+        "environment": [],
+        "systemd_version": installed.systemd_version,
+        "unit_dir": str(tmp_path / "units"),
+        "units": {name: hashlib.sha256(body.encode()).hexdigest() for name, body in units.items()},
+    }
+    (tmp_path / "units").mkdir()
+    for name, body in units.items():
+        (tmp_path / "units" / name).write_text(body)
+    ctx.state.root.mkdir(parents=True, exist_ok=True)
+    (ctx.state.root / "systemd-units.json").write_text(json.dumps(record))
+    config = str(write_config(text.replace('type = "nspawn"', 'type = "nspawn"\nautostart = true')))
+
+    def dry_run() -> dict:
+        result = cli_invoke("--config", config, "apply", "--dry-run", "--json")
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)["units"]
+
+    assert dry_run() == {
+        "units": ["ws-networks.service", "ws-workspace-alpha.service", "ws-workspace-beta.service"],
+        "written": ["ws-workspace-beta.service"],
+        "removed": [],
+        "started": [],
+    }
+    config = str(write_config(text.replace("autostart = true", "autostart = false")))
+    assert dry_run()["removed"] == ["ws-networks.service", "ws-workspace-alpha.service"]
