@@ -10,11 +10,10 @@ an nftables reload or restart with a ruleset that flushes everything gets ws's t
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]  # a boot of its own and three container boots (TCG)
 
 STATE = "/var/lib/wst-apply"
 CONFIG = "/etc/ws/apply-test.toml"
@@ -71,13 +70,20 @@ def pids(vm) -> dict[str, int | None]:
 
 
 def seconds_until_table(vm, command: str) -> float:
-    vm.succeed(command, 60)
-    started = time.monotonic()
-    vm.wait_until_succeeds(f"nft list table inet {TABLE}", 30)
-    return time.monotonic() - started
+    """Seconds from ``command`` (which flushes the ruleset) until ws's table is back, timed inside the VM."""
+    script = f"""set -e
+    start=$(date +%s.%N)
+    {command}
+    for i in $(seq 600); do nft list table inet {TABLE} >/dev/null 2>&1 && break; sleep 0.05; done
+    nft list table inet {TABLE} >/dev/null
+    awk "BEGIN {{ print $(date +%s.%N) - $start }}"
+    """
+    return float(vm.succeed(script, 120).strip())
 
 
-def test_units_start_exactly_the_autostart_workspaces_and_follow_the_configuration(fresh_vm, share_ws_image) -> None:
+def test_units_start_exactly_the_autostart_workspaces_and_follow_the_configuration(
+    fresh_vm, share_ws_image, vm_accel
+) -> None:
     vm = fresh_vm
     share_ws_image(vm, STATE)
     vm.write_file("/etc/nftables.conf", FLUSHING_RULESET, 0o755)
@@ -122,17 +128,22 @@ def test_units_start_exactly_the_autostart_workspaces_and_follow_the_configurati
     assert after["wa"] == before["wa"] and after["wb"] != before["wb"]
     assert "CPUQuotaPerSecUSec=1s" in vm.succeed("systemctl show ws-nspawn-wb.service -p CPUQuotaPerSecUSec")
     assert vm.execute("test -e /etc/systemd/system/ws-workspace-wa.service").status != 0
+    assert vm.succeed("systemctl list-units --all --plain --no-legend ws-workspace-wa.service").strip() == ""
     assert json.loads(ws(vm, "apply", "--dry-run", "--json"))["units"]["written"] == []
 
     # nftables reloaded or restarted with a ruleset that flushes everything: ws's table is back at once
     reload_seconds = seconds_until_table(vm, "systemctl reload nftables.service")
     restart_seconds = seconds_until_table(vm, "systemctl restart nftables.service")
-    assert reload_seconds < 1.0 and restart_seconds < 1.0, (reload_seconds, restart_seconds)
+    print(f"ws's table back after an nftables reload: {reload_seconds:.2f} s, restart: {restart_seconds:.2f} s")
+    # the work is one `ws network up` (a Python start); under TCG the guest runs it several times slower
+    bound = 1.0 if vm_accel == "kvm" else 5.0
+    assert reload_seconds < bound and restart_seconds < bound, (reload_seconds, restart_seconds)
 
-    # uninstalled: no ws unit is left, loaded or on disk; the workspaces of the units went down with them
+    # uninstalled: no ws unit is left, loaded or on disk; the workspace of the remaining unit went down with it
     ws(vm, "systemd", "uninstall", timeout=600)
     assert vm.succeed(f"systemctl list-units --all --plain --no-legend {OUR_UNITS}").strip() == ""
     assert vm.succeed(f"systemctl list-unit-files --plain --no-legend {OUR_UNITS}").strip() == ""
     assert vm.succeed("ls /etc/systemd/system | grep -E '^ws-(networks|workspace|agent)' || true").strip() == ""
     assert vm.succeed("find /etc/systemd/system -xtype l -name 'ws-*'").strip() == "", "no dangling wants links"
-    assert states(vm) == {"wa": "absent", "wb": "absent", "wc": "absent"}
+    assert states(vm) == {"wa": "running", "wb": "absent", "wc": "absent"}, "wa had no unit any more"
+    ws(vm, "down", "wa")

@@ -175,6 +175,7 @@ def fingerprint(workspace: Workspace, bundle: Bundle, attachment: NetworkAttachm
     """One hash per part of what reaches the guest, so a change can be named."""
     resolved = dataclasses.asdict(workspace)
     resolved.pop("options")
+    resolved.pop("autostart")  # when the host starts it, not what runs in it
     options = workspace.options.model_dump(mode="json") if hasattr(workspace.options, "model_dump") else None
     return {
         "workspace": _digest(resolved),

@@ -194,3 +194,10 @@ def test_json_of_apply_says_what_was_done(ws) -> None:
     ]
     assert done["network_changes"] == [{"name": "fakenet", "changes": ["fakenet up"]}]
     assert done["units"] is None
+
+
+def test_autostart_is_not_part_of_the_fingerprint(ws) -> None:
+    """Whether the host starts a workspace does not reach the guest: toggling it re-creates nothing."""
+    ws("apply")
+    ws.configure(BASE.replace("autostart = true", "autostart = false", 1))
+    assert actions(ws.plan())["alpha"] == ("unchanged", [])

@@ -96,7 +96,7 @@ def uninstall(ctx: Context, *, unit_dir: Path = UNIT_DIR) -> dict:
     require_systemd()
     previous = read_record(ctx)
     folder = previous.unit_dir if previous is not None else unit_dir
-    loaded = systemd.loaded_units(list(PATTERNS))  # also units whose files a refresh removed while they ran
+    loaded = systemd.loaded_units(list(PATTERNS))  # also any left loaded without a file
     names = sorted(set(previous.units if previous else ()) | set(_ours_in(folder)) | set(loaded))
     _stop_in_order(names, ctx.progress)
     files = [name for name in names if (folder / name).exists()]
@@ -165,15 +165,18 @@ def _converge(
     stale_files = [name for name in _ours_in(unit_dir) if name not in units and name not in removed]
     removed = sorted({*removed, *stale_files})
     if removed:
-        systemd.disable_unit_files(removed)  # running ones keep running until stopped; see docs/systemd.md
+        systemd.disable_unit_files(removed)
     for name in removed:
         (unit_dir / name).unlink(missing_ok=True)
     for name in written:
         atomic_write(unit_dir / name, units[name].encode(), 0o644)
     _write_record(ctx, Installed(invocation, unit_dir, {name: _digest(text) for name, text in units.items()}))
-    systemd.daemon_reload()
     if units:
-        systemd.enable_unit_files(sorted(units))
+        systemd.enable_unit_files(sorted(units))  # links on disk; the reload then loads them into the targets
+    systemd.daemon_reload()
+    # A removed unit that ran is unloaded now: with its file gone its stop command is gone too, so stopping
+    # it only makes systemd forget it; what it started (a workspace no longer autostart) keeps running.
+    _stop_in_order(removed, ctx.progress)
     new = [name for name in units if previous is None or name not in previous.units]
     to_start = sorted(units) if start_all else sorted(new) if start_new else []
     started = _start_in_order(to_start, ctx.progress)
