@@ -58,13 +58,23 @@ def current_invocation(ctx: Context, environ: dict[str, str] | None = None) -> I
     from ws.config.loader import EMBEDDED_SOURCE
 
     environ = dict(os.environ) if environ is None else environ
-    program = Path(sys.executable).parent / "ws"
+    program = _ws_program()
     config = None if ctx.config.source == EMBEDDED_SOURCE else str(Path(ctx.config.source).resolve())
     invoker: tuple[tuple[str, str], ...] = ()
     if environ.get("SUDO_USER") not in (None, "", "root"):
         invoker = tuple((key, environ[key]) for key in INVOKER_VARIABLES if environ.get(key))
     version = systemd.systemd_version()
     return Invocation(str(program), config, invoker, int(version.split(".")[0].split("~")[0] or 0))
+
+
+def _ws_program() -> Path:
+    """The ``ws`` command this process runs as (a launcher on PATH or the venv's console script)."""
+    import shutil
+
+    for candidate in (Path(sys.argv[0]), Path(sys.executable).parent / "ws", Path(shutil.which("ws") or "ws")):
+        if candidate.name == "ws" and candidate.is_absolute() and os.access(candidate, os.X_OK):
+            return candidate
+    raise WsError("cannot find the ws program to run from the units (put ws on PATH)")
 
 
 def install(ctx: Context, *, start: bool, unit_dir: Path = UNIT_DIR) -> dict:
