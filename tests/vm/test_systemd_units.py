@@ -37,6 +37,7 @@ upstream = "eth0"  # the VM's user-mode NIC: restrict=on, nothing leaves the VM
 inherit_host = false
 [nspawn]
 ready_timeout = 600.0
+stop_timeout = 300.0  # a guest's poweroff under TCG on a loaded host
 [workspaces.wa]
 type = "nspawn"
 autostart = {str(wa_autostart).lower()}

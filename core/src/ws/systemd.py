@@ -165,7 +165,12 @@ def loaded_units(patterns: list[str]) -> list[str]:
 
 
 def kill_unit(name: str, signal: int) -> None:
-    _run(_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "KillUnit", "ssi", [name, "all", int(signal)]))
+    """Signal every process of the unit; a unit that is gone meanwhile (stopped and collected) is fine."""
+    try:
+        _run(_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "KillUnit", "ssi", [name, "all", int(signal)]))
+    except BusError as error:
+        if error.name != "org.freedesktop.systemd1.NoSuchUnit":
+            raise
 
 
 def reset_failed_unit(name: str) -> None:
