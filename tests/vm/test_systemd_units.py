@@ -136,8 +136,10 @@ def test_units_start_exactly_the_autostart_workspaces_and_follow_the_configurati
     reload_seconds = seconds_until_table(vm, "systemctl reload nftables.service")
     restart_seconds = seconds_until_table(vm, "systemctl restart nftables.service")
     print(f"ws's table back after an nftables reload: {reload_seconds:.2f} s, restart: {restart_seconds:.2f} s")
-    # the work is one `ws network up` (a Python start); under TCG the guest runs it several times slower
-    bound = 1.0 if vm_accel == "kvm" else 5.0
+    # The work is one `ws network up` (a Python start and one nft transaction), well under a second on real
+    # hardware. Under TCG on a loaded 2-core host the guest runs it 20-50x slower: 19.9 s and 32.3 s measured
+    # with a load of 15 (docs/systemd.md); there the bound only says the table comes back by itself.
+    bound = 1.0 if vm_accel == "kvm" else 90.0
     assert reload_seconds < bound and restart_seconds < bound, (reload_seconds, restart_seconds)
 
     # uninstalled: no ws unit is left, loaded or on disk; the workspace of the remaining unit went down with it
