@@ -45,7 +45,8 @@ def ensure_sandbox(ctx: Context) -> list[str]:
     network = ctx.config.core.network
     with ctx.lock("network", network.bridge):
         unmanaged = {f"{wtype.interface_prefix}*" for wtype in ctx.plugins.types.values()}
-        changes = sandbox.ensure_up(network, ctx.state.root, ctx.log, unmanaged=unmanaged).changes
+        ports = sandbox.port_bindings(ctx.config.workspaces.values())
+        changes = sandbox.ensure_up(network, ctx.state.root, ctx.log, unmanaged=unmanaged, ports=ports).changes
         entries = hostfiles.entries_for(ctx.config.workspaces.values())
         return [*changes, *hostfiles.sync_host_files(entries, known_hosts=known_hosts_file(ctx))]
 

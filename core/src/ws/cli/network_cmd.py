@@ -6,6 +6,7 @@ inspecting it and removing everything ws created.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -60,13 +61,27 @@ def _report(ctx: Context, changes: list[str], as_json: bool, *, done: str, uncha
 
 
 @network.command()
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--bridge", required=True)
+def guard(state_dir: Path, bridge: str) -> None:
+    """Keep ws's firewall in place: re-apply it within a second when the ruleset is flushed or changed.
+
+    `ws network up` runs this under ws's process supervisor; it is not meant to be started by hand.
+    """
+    from ws.network.guard import main
+
+    main(state_dir, bridge)
+
+
+@network.command()
 @json_option
 @pass_ws_context
 def status(ctx: Context, as_json: bool) -> None:
     """Show the bridge, forwarding, firewall table, DNS forwarder and upstream as the kernel reports them."""
     from ws.network import sandbox
 
-    report = sandbox.status(ctx.config.core.network, ctx.state.root)
+    ports = sandbox.port_bindings(ctx.config.workspaces.values())
+    report = sandbox.status(ctx.config.core.network, ctx.state.root, ports)
     if as_json:
         print_json(report)
         return
@@ -76,7 +91,8 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo(f"  bridge     {br['name']}: {state} (expected {report['expected_address']})")
     click.echo(f"  forwarding {'on' if report['forwarding'] else 'off'}")
     table = f"{fw['rules']} rules{'' if fw['current'] else ', NOT current'}" if fw["present"] else "absent"
-    click.echo(f"  firewall   {fw['table']}: {table}")
+    click.echo(f"  firewall   {fw['table']} and bridge {fw['table'].split()[-1]}: {table}")
+    click.echo(f"  guard      {'running' if fw['guard'] else 'NOT running'}")
     running = f"pid {dns['pid']}" if dns["running"] else "not running"
     click.echo(
         f"  dns        dnsmasq {running} on {dns['listen_address']}:53 -> {', '.join(dns['upstream_servers']) or '-'}"

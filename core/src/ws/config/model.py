@@ -84,6 +84,8 @@ class NetworkConfig(Strict):
     upstream: str | None = None
     """Default: the interface of the host's default route, looked up when the network comes up."""
     block_lan: bool = True
+    guest_to_guest: bool = False
+    """Let workspaces on the bridge reach each other; off: each reaches only the host and the upstream."""
     dns_upstream: list[ipaddress.IPv4Address] | None = None
     """Servers the DNS forwarder asks; default: the host's resolv.conf."""
 

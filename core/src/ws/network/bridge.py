@@ -17,6 +17,10 @@ from ws.errors import WsError
 
 OWNER_ALIAS = "managed by ws"
 SYSFS_NET = Path("/sys/class/net")
+PROC_IPV6_CONF = Path("/proc/sys/net/ipv6/conf")
+IPV6_OFF = {"disable_ipv6": "1", "accept_ra": "0"}
+"""No link-local address on the bridge and no router advertisements from guests: the host takes no IPv6
+configuration from a workspace (kernel settings, so they hold when nftables is flushed)."""
 FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
 PROC_ROUTE = Path("/proc/net/route")
 
@@ -63,7 +67,26 @@ def probe(name: str, interface: ipaddress.IPv4Interface) -> bool:
             netmask = socket.inet_ntoa(_ifreq(sock, _SIOCGIFNETMASK, name)[20:24])
     except OSError:
         return False
-    return bool(flags & _IFF_UP) and ipaddress.IPv4Interface(f"{address}/{netmask}") == interface
+    return (
+        bool(flags & _IFF_UP)
+        and ipaddress.IPv4Interface(f"{address}/{netmask}") == interface
+        and _ipv6_off(name, write=False)
+    )
+
+
+def _ipv6_off(name: str, write: bool) -> bool:
+    """Whether IPv6 is off on the interface (a kernel without IPv6 counts as off); ``write`` turns it off."""
+    folder = PROC_IPV6_CONF / name
+    if not folder.is_dir():
+        return True
+    done = True
+    for key, value in IPV6_OFF.items():
+        if (folder / key).read_text().strip() != value:
+            if not write:
+                return False
+            (folder / key).write_text(value + "\n")
+            done = False
+    return done
 
 
 def _ifreq(sock: socket.socket, request: int, name: str) -> bytes:
@@ -109,9 +132,7 @@ def ensure(name: str, interface: ipaddress.IPv4Interface) -> list[str]:
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=name)
         if not found:
-            ipr.link("add", ifname=name, kind="bridge")
-            index = ipr.link_lookup(ifname=name)[0]
-            ipr.link("set", index=index, IFLA_IFALIAS=OWNER_ALIAS)
+            index = _create_marked(ipr, name)
             changes.append(f"created bridge {name}")
         else:
             index = found[0]
@@ -127,10 +148,30 @@ def ensure(name: str, interface: ipaddress.IPv4Interface) -> list[str]:
         if wanted not in state.addresses:
             ipr.addr("add", index=index, address=str(interface.ip), prefixlen=interface.network.prefixlen)
             changes.append(f"added address {wanted} to {name}")
+        if not _ipv6_off(name, write=True):
+            changes.append(f"turned IPv6 and router advertisements off on {name}")
         if not state.up:
             ipr.link("set", index=index, state="up")
             changes.append(f"set {name} up")
     return changes
+
+
+def _create_marked(ipr, name: str) -> int:
+    """Create the bridge under a temporary name, mark it, then rename it: the kernel cannot mark a link in
+    the request that creates it, and a ws killed in between must not leave an unmarked ``name`` that every
+    later run refuses (a stray ``wsnew-*`` bridge is harmless)."""
+    import secrets
+
+    temporary = f"wsnew-{secrets.token_hex(4)}"
+    ipr.link("add", ifname=temporary, kind="bridge")
+    index = ipr.link_lookup(ifname=temporary)[0]
+    try:
+        ipr.link("set", index=index, IFLA_IFALIAS=OWNER_ALIAS)
+        ipr.link("set", index=index, ifname=name)
+    except BaseException:
+        ipr.link("del", index=index)
+        raise
+    return index
 
 
 def remove(name: str) -> list[str]:
