@@ -39,10 +39,12 @@ def ensure_workspace_dirs(paths: WorkspacePaths, uid: int, gid: int) -> None:
     """Create the host folders with their owners and modes; fix modes of existing ones, keep contents.
 
     The work and agent folders belong to the login user (files shared with the guest get the right owner);
-    the host key folder stays root's and private because it holds a private key.
+    the host key folder stays root's and private because it holds a private key. The workspace's folder is
+    root's with the login user's group and no access for others: whatever a guest leaves in the shared
+    folders is out of other host users' reach (and :mod:`ws.hostshare` strips setuid and devices).
     """
     _make_dir(paths.root.parent, 0o755)
-    _make_dir(paths.root, 0o755)
+    _make_dir(paths.root, 0o750, 0, gid)
     _make_dir(paths.ssh_host_keys, 0o700, 0, 0)  # root's even if someone chowned it
     _make_dir(paths.work, 0o755, uid, gid)
     _make_dir(paths.agent, 0o700, uid, gid)

@@ -53,14 +53,19 @@ def api_for(ctx: Context, workspace: Workspace) -> Api:
 
 
 def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) -> None:
+    from ws import hostshare
+
     settings = settings_for(ctx, workspace)
     api = connect(settings)
     bundle = ctx.provisioning(workspace, attachment)
+    hostshare.protect(workspace)
     source, image_hash = _source(ctx, api, workspace)
     sharing = instances.Sharing(shift=_shift(api, settings), uid=bundle.user.uid, gid=bundle.user.gid)
+    isolation = instances.Isolation(guest_to_guest=ctx.config.core.network.guest_to_guest)
     body = instances.create_body(
-        workspace, attachment, settings, source.body, source.label, list(bundle.mounts), sharing
-    )
+        workspace, attachment, settings, source.body, source.label, list(bundle.mounts), sharing,
+        pool=settings.storage_pool or instances.default_pool(api), isolation=isolation,
+    )  # fmt: skip
     detached = instances.replace(api, workspace, body)
     _after_start[workspace.name] = (body, detached)
     delivery.deliver(api, workspace.instance_name, bundle, [] if sharing.shift else _host_key_files(workspace))
@@ -109,9 +114,11 @@ def stop(ctx: Context, workspace: Workspace) -> None:
 
 def destroy(ctx: Context, workspace: Workspace) -> None:
     """Delete the instance and ws's images of the workspace's image that no instance uses any more."""
+    from ws import hostshare
     from ws.images import is_ws_image
 
     stop(ctx, workspace)
+    hostshare.release(workspace)
     api = api_for(ctx, workspace)
     if is_ws_image(workspace.image):
         images.remove_unused(api, workspace.image, keep=None)

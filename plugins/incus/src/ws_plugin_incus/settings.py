@@ -49,7 +49,6 @@ class IncusSettings(BaseModel):
     """Incus project (default: ``default``)."""
     storage_pool: str | None = None
     """Root disk pool (default: the one in the ``default`` profile)."""
-    profiles: list[str] = ["default"]
     shift: bool | None = None
     """Idmapped mounts for shared folders (``shift=true``); default: when the server's kernel supports them."""
     standby: bool = True

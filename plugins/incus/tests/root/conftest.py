@@ -108,6 +108,8 @@ class WsEnv:
     names: list[str] = field(default_factory=list)
     incus_options: dict[str, dict[str, str]] = field(default_factory=dict)
     """``[workspaces.NAME.incus]`` keys (TOML values already quoted) per workspace."""
+    workspace_lines: dict[str, list[str]] = field(default_factory=dict)
+    """More ``key = value`` lines of ``[workspaces.NAME]`` per workspace."""
 
     user: str = USER
     uid: int = UID
@@ -180,7 +182,7 @@ class WsEnv:
             "inherit_host = false",
         ]
         for name in self.names:
-            lines += [f"[workspaces.{name}]", 'type = "incus"', 'memory = "1G"']
+            lines += [f"[workspaces.{name}]", 'type = "incus"', 'memory = "1G"', *self.workspace_lines.get(name, [])]
             if name in self.incus_options:
                 lines += [f"[workspaces.{name}.incus]", *(f"{k} = {v}" for k, v in self.incus_options[name].items())]
         self.config.write_text("\n".join(lines) + "\n")
@@ -191,6 +193,15 @@ WORKSPACES = ("life", "par1", "par2", "par3", "par4", "same", "crash", "alien", 
 
 @pytest.fixture(scope="session")
 def wsenv(incusd, ws_image):
+    env = new_env(WORKSPACES)
+    try:
+        yield env
+    finally:
+        teardown_env(env)
+
+
+def new_env(bases, bridge_prefix: str = "wsti") -> WsEnv:
+    """A ws configuration of its own: state dir, bridge, subnet, user key and workspaces ``bases``."""
     token = secrets.token_hex(2)
     root = Path(f"/var/tmp/wsi-test-{token}")
     root.mkdir(mode=0o755)
@@ -200,16 +211,13 @@ def wsenv(incusd, ws_image):
     env = WsEnv(
         root=root,
         config=root / "ws.toml",
-        bridge=f"wsti{token}",
+        bridge=f"{bridge_prefix}{token}",
         subnet_prefix=_free_subnet(),
         user_key=key,
-        names=[f"{base}{token}" for base in WORKSPACES],
+        names=[f"{base}{token}" for base in bases],
     )
     env.write_config()
-    try:
-        yield env
-    finally:
-        _teardown(env)
+    return env
 
 
 def _free_subnet() -> str:
@@ -221,7 +229,7 @@ def _free_subnet() -> str:
     pytest.fail("no free 10.213.X.0/24 test subnet")
 
 
-def _teardown(env: WsEnv) -> None:
+def teardown_env(env: WsEnv) -> None:
     """Destroy what the session made; fail if an instance of ours survives ``ws destroy``."""
     env.incus_options.clear()  # destroy on the local daemon too what a test sent elsewhere
     env.write_config()
@@ -233,3 +241,9 @@ def _teardown(env: WsEnv) -> None:
     env.ws("network", "down", check=False)
     shutil.rmtree(env.root, ignore_errors=True)
     assert not left, f"ws destroy left instances behind: {sorted(left)}"
+
+
+@pytest.fixture(scope="session")
+def env_factory(incusd, ws_image):
+    """``(new_env, teardown_env)`` for modules that need a configuration (bridge, subnet) of their own."""
+    return new_env, teardown_env

@@ -111,9 +111,9 @@ def test_remote_needs_all_certificates_and_https():
 
 
 def test_workspace_keys_override_the_section():
-    section = IncusSettings(project="team", profiles=["default", "big"], ready_timeout=60.0)
+    section = IncusSettings(project="team", standby=False, ready_timeout=60.0)
     merged = effective(section, {"url": "https://c:8443", "client_cert": "/c", "client_key": "/k", "server_cert": "/s"})
-    assert merged.project == "team" and merged.profiles == ["default", "big"] and merged.ready_timeout == 60.0
+    assert merged.project == "team" and merged.standby is False and merged.ready_timeout == 60.0
     assert merged.remote and merged.endpoint() == "https://c:8443"
     assert effective(section, {}) is section
 
