@@ -7,6 +7,7 @@ live in :mod:`ws.config.resolve`; this module only checks what a key can tell on
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,7 @@ HOSTNAME_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|[KMGT])?\s*$", re.IGNORECASE)
 MEMORY_UNITS_MIB = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 CID_MIN, CID_MAX = 3, 4294967294
+PUBLIC_KEY_PREFIXES = ("ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-")
 
 FilePath = Annotated[Path, Field(strict=False)]
 """TOML has no path type: paths are strings turned into Path (strict mode would refuse that)."""
@@ -63,6 +65,16 @@ class UserConfig(Strict):
             raise ValueError(f"{value!r} is not a valid user name (lower case letters, digits, _ and -)")
         if value == "root":
             raise ValueError("the login user must not be root")
+        return value
+
+    @field_validator("authorized_keys")
+    @classmethod
+    def _public_keys_only(cls, value: list[str] | None) -> list[str] | None:
+        """ws copies these into every guest: a private key pasted here would be handed to each of them."""
+        for index, line in enumerate(value or ()):
+            public = any(word.startswith(PUBLIC_KEY_PREFIXES) for word in line.split())
+            if "PRIVATE KEY" in line or "-----BEGIN" in line or not public:
+                raise ValueError(f"entry {index} is not an SSH public key line ('ssh-ed25519 AAAA...')")
         return value
 
     @model_validator(mode="after")
@@ -164,9 +176,13 @@ class MountConfig(Strict):
     @field_validator("host")
     @classmethod
     def _host_absolute(cls, value: Path) -> Path:
+        """Normalised (``/srv/../etc`` is ``/etc``), so every later check sees the folder actually shared."""
         if not value.is_absolute():
             raise ValueError(f"host path {str(value)!r} is relative; mount paths must be absolute")
-        return value
+        normal = Path(os.path.normpath(value))
+        if normal == Path("/"):
+            raise ValueError("the host's root file system '/' cannot be shared")
+        return normal
 
     @field_validator("guest")
     @classmethod
@@ -184,6 +200,14 @@ class WorkspaceConfig(BaseModel):
 
     type: str
     ip: ipaddress.IPv4Address | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _type_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("type must name a backend, e.g. 'incus' (see ws plugins)")
+        return value
+
     image: str = "debian-bookworm"
     autostart: bool = False
     cpus: Annotated[int, Field(ge=1, le=1024)] | None = None

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ws import identity
+from ws.config.checks import check_workspaces
 from ws.config.loader import Config, problems_from_validation, toml_type
 from ws.config.model import CoreConfig, WorkspaceConfig, check_interface_name, check_workspace_name
 from ws.errors import ConfigError, ConfigProblem, PluginMissingError
@@ -48,6 +49,7 @@ def resolve(source: str, data: dict[str, Any], plugins: PluginManager) -> Config
     core = core.model_copy(update={"workspaces": specs})
     taken, reserved = _check_explicit_addresses(core, problems)
     _check_unique_cids(core, types, problems)
+    check_workspaces(core, problems)
     addresses = _assign_addresses(core, types, taken, reserved, problems)
     if problems:
         _raise(source, problems)

@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ws.config.model import PUBLIC_KEY_PREFIXES
 from ws.errors import WsError
 
 DEFAULT_NAME = "dev"
 DEFAULT_ID = 1000
-PUBLIC_KEY_PREFIXES = ("ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-")
 
 
 @dataclass(frozen=True)
