@@ -102,8 +102,11 @@ def test_login_user_config_wins(tmp_path):
     assert (named.uid, named.gid) == (3000, 3001)
 
 
-def test_private_key_in_authorized_keys_is_refused(tmp_path):
-    config = UserConfig(authorized_keys=["-----BEGIN OPENSSH PRIVATE KEY-----"])
+def test_private_key_in_authorized_keys_file_is_refused(tmp_path):
+    """(In ``authorized_keys`` itself the configuration refuses it: test_config_errors.)"""
+    keys = tmp_path / "keys"
+    keys.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n")
+    config = UserConfig(authorized_keys_file=keys)
     with pytest.raises(WsError, match="not an SSH public key"):
         resolve_login_user(config, {}, account=_account({}), euid=0)
 
