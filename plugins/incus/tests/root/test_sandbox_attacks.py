@@ -135,7 +135,13 @@ def pair(env_factory):
         incus("profile", "device", "add", "default", "root", "disk", "path=/", "pool=default", "--project", project)
         incus(
             "profile", "device", "add", "default", "sneaky", "nic", "nictype=bridged", f"parent={decoy}",
-            "--project", project,
+            "name=eth1", "--project", project,
+        )  # fmt: skip
+        sneaky_folder = env.root / "sneaky"
+        sneaky_folder.mkdir()
+        incus(
+            "profile", "device", "add", "default", "sneakydisk", "disk", f"source={sneaky_folder}",
+            "path=/mnt/sneaky", "--project", project,
         )  # fmt: skip
         env.ws("up", a, b, timeout=600)
         yield Pair(env, a, b, project, shared)
@@ -144,7 +150,8 @@ def pair(env_factory):
             env.ws("destroy", name, check=False)
         for item in json.loads(incus("list", "--project", project, "--format", "json", check=False).stdout or "[]"):
             incus("delete", "--force", item["name"], "--project", project, check=False)
-        incus("profile", "device", "remove", "default", "sneaky", "--project", project, check=False)
+        for device in ("sneaky", "sneakydisk"):
+            incus("profile", "device", "remove", "default", device, "--project", project, check=False)
         incus("project", "delete", project, check=False)
         subprocess.run(["ip", "link", "del", decoy], check=False)
         env.incus_options.clear()
@@ -246,10 +253,12 @@ def test_setuid_files_a_guest_leaves_give_nothing_on_the_host(pair: Pair) -> Non
 def test_a_profile_s_devices_never_reach_the_instance(pair: Pair) -> None:
     instance = pair.instance(pair.b)
     assert instance["profiles"] == []
+    assert "sneaky" not in instance["expanded_devices"] and "sneakydisk" not in instance["expanded_devices"]
     nics = sorted(n for n, d in instance["expanded_devices"].items() if d["type"] == "nic")
     assert nics == ["eth0"]
     links = pair.exec(pair.b, "ls /sys/class/net").stdout.split()
     assert sorted(links) == ["eth0", "lo"]
+    assert pair.exec(pair.b, "test -e /mnt/sneaky").returncode != 0
 
 
 def test_removed_tables_fail_closed_and_come_back_within_a_second(pair: Pair) -> None:
