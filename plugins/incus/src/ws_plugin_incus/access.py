@@ -41,9 +41,9 @@ def exec_command(ctx: Context, workspace: Workspace, command: list[str], interac
 
 def logs(ctx: Context, workspace: Workspace, follow: bool) -> int:
     """The journal of a running workspace (``-f`` follows it); the console log of a stopped one."""
-    from ws_plugin_incus import readiness
-
     from ws.terminal import printable_writer
+
+    from ws_plugin_incus import readiness
 
     api = api_for(ctx, workspace)
     status = _status_text(api, workspace)
