@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import subprocess
 from pathlib import Path
@@ -134,3 +135,20 @@ def test_bundle_carries_no_host_credentials(tmp_path):
     assert all(not str(m.host_path).startswith(str(home / ".claude")) for m in bundle.mounts)
     assert next(m for m in bundle.mounts if m.host_path == home / ".netrc").read_only
     assert PUB_A.encode() in everything
+
+
+def test_host_key_temporary_files_are_not_predictable(tmp_path):
+    """A file another process planted under the old pid-derived temporary name neither blocks nor redirects."""
+    from ws.provision.hostkey import ensure_host_key
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    decoy = tmp_path / "decoy"
+    for name in ("ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"):
+        (keys / f".{name}.tmp{os.getpid()}").symlink_to(decoy)
+    public = ensure_host_key(keys, comment="workspace-dev")
+    assert public.startswith("ssh-ed25519 ") and not decoy.exists()
+    assert sorted(p.name for p in keys.iterdir() if not p.name.startswith(".")) == [
+        "ssh_host_ed25519_key",
+        "ssh_host_ed25519_key.pub",
+    ]
