@@ -26,7 +26,7 @@ WS = str(Path(sys.executable).with_name("ws"))
 BRIDGE = "sandbox-br"
 HOST_ADDR, CLIENT_ADDR = "192.168.83.1", "192.168.83.10"
 INET_ADDR, UPSTREAM_ADDR, LAN_ADDR, HOST_LAN_ADDR = "203.0.113.1", "203.0.113.2", "10.99.0.1", "10.99.0.2"
-NAME, NAME_ADDR = "www.example.test", "203.0.113.7"
+NAME, NAME_ADDR = "www.example.test", "192.88.99.7"  # public (dnsmasq treats the TEST-NETs as private); never contacted
 UPSTREAM_PRIVATE = "10.98.0.1"
 PORT = 8080
 
@@ -122,7 +122,8 @@ def build(topo: Topology) -> None:
         pytest.fail("dnsmasq is missing: apt-get install dnsmasq-base", pytrace=False)
     upstream_dns = topo.start(
         "i", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", f"--listen-address={INET_ADDR}",
-        "--bind-interfaces", "--no-resolv", "--no-hosts", f"--address=/example.test/{NAME_ADDR}",
+        "--bind-interfaces", "--no-resolv", "--no-hosts", f"--address=/www.example.test/{NAME_ADDR}",
+        f"--address=/rebind.example.test/{LAN_ADDR}",
         f"--pid-file={topo.tmp / 'upstream-dns.pid'}",
     )  # fmt: skip
     topo.serve("i", INET_ADDR)
@@ -194,6 +195,10 @@ def test_up_gives_nat_dns_and_lan_isolation_and_down_removes_exactly_that(topo: 
     # names resolve through the forwarder on the bridge address, over UDP and TCP
     assert topo.client("dns", HOST_ADDR, NAME, "udp") == NAME_ADDR
     assert topo.client("dns", HOST_ADDR, NAME, "tcp") == NAME_ADDR
+    # an upstream answer pointing into private ranges is dropped (DNS rebinding against the LAN)
+    assert topo.client("dns", HOST_ADDR, "rebind.example.test", "udp") == "FAILED"
+    # the forwarder serves the bridge only: the LAN routes to the bridge address and gets nothing
+    assert topo.exec("l", sys.executable, PROBE, "dns", HOST_ADDR, NAME, "udp").stdout.strip() == "FAILED"
 
     status = topo.ws_json("status")
     assert status["up"] is True, status

@@ -134,6 +134,7 @@ def test_dnsmasq_config_with_configured_servers(tmp_path: Path) -> None:
         "listen-address=192.168.83.1",
         "bind-interfaces",
         "except-interface=lo",
+        "stop-dns-rebind",
         "no-resolv",
         "server=203.0.113.1",
         f"pid-file={tmp_path}/dnsmasq.pid",
