@@ -270,6 +270,7 @@ def test_a_flushed_ruleset_fails_closed_and_is_restored_within_a_second(topo: To
         assert topo.client("tcp", LAN_ADDR, str(PORT)) == "BLOCKED"  # policy routing: prohibit
         assert topo.client("tcp", "192.168.83.20", str(PORT)) == "BLOCKED"  # no hairpin to another guest
         assert topo.client("tcp", INET_ADDR, str(PORT)) == "BLOCKED"  # no NAT: nothing comes back
+        assert _doctor(topo)["sandbox firewall"]["status"] == "fail"
     finally:
         os.kill(guard, signal.SIGCONT)
     _wait_for_tables(topo, listing, within=1.0)
@@ -281,8 +282,27 @@ def test_a_flushed_ruleset_fails_closed_and_is_restored_within_a_second(topo: To
     topo.nft("add", "rule", "inet", "ws-sandbox-br", "forward", "accept")  # a manual edit is reverted too
     _wait_for_tables(topo, listing, within=1.0)
     assert topo.ws_json("up")["changes"] == []
+    assert _doctor(topo)["sandbox firewall"]["status"] == "ok"
     topo.ws("down")
     assert not alive(guard)
+
+
+def test_doctor_reports_a_forward_policy_drop(topo: Topology) -> None:
+    """What Docker does to iptables' FORWARD chain: forwarded workspace traffic dies there."""
+    assert _doctor(topo)["forwarding policy"]["status"] == "ok"
+    docker_like = (
+        "table ip filter {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n"
+    )
+    subprocess.run(["ip", "netns", "exec", topo.host, "nft", "-f", "-"], input=docker_like, text=True, check=True)
+    check = _doctor(topo)["forwarding policy"]
+    assert check["status"] == "warn" and "policy drop" in check["detail"]
+
+
+def _doctor(topo: Topology) -> dict[str, dict]:
+    if not (topo.tmp / "ws.toml").exists():
+        topo.write_config()
+    result = topo.exec("h", WS, "--config", str(topo.tmp / "ws.toml"), "doctor", "--json", check=False)
+    return {check["name"]: check for check in json.loads(result.stdout)}
 
 
 def test_the_bridge_never_exists_unmarked(topo: Topology) -> None:

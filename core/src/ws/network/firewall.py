@@ -186,7 +186,7 @@ def listing(table: str) -> str | None:
     """
     texts = []
     for family in FAMILIES:
-        result = _run([NFT, "list", "table", family, table])
+        result = run([NFT, "list", "table", family, table])
         if result.returncode != 0:
             if "No such file or directory" in result.stderr:
                 return None
@@ -197,7 +197,7 @@ def listing(table: str) -> str | None:
 
 def table_names() -> list[str]:
     """Names of all ``inet`` tables (read only, to see whether other ws tables exist)."""
-    result = _run([NFT, "list", "tables", "inet"])
+    result = run([NFT, "list", "tables", "inet"])
     if result.returncode != 0:
         raise WsError(f"nft list tables failed: {result.stderr.strip()}")
     return [line.split()[2] for line in result.stdout.splitlines() if line.startswith("table inet ")]
@@ -211,7 +211,7 @@ def rule_count(table: str) -> int:
     """Number of rules in ws's tables (0 when absent), from nft's JSON output."""
     total = 0
     for family in FAMILIES:
-        result = _run([NFT, "-j", "list", "table", family, table])
+        result = run([NFT, "-j", "list", "table", family, table])
         if result.returncode == 0:
             total += sum(1 for item in json.loads(result.stdout)["nftables"] if "rule" in item)
     return total
@@ -219,7 +219,7 @@ def rule_count(table: str) -> int:
 
 def remove(table: str) -> list[str]:
     """Delete ws's tables if present (in one transaction); never touches any other table."""
-    present = [family for family in FAMILIES if _run([NFT, "list", "table", family, table]).returncode == 0]
+    present = [family for family in FAMILIES if run([NFT, "list", "table", family, table]).returncode == 0]
     if not present:
         return []
     apply("".join(f"delete table {family} {table}\n" for family in present))
@@ -227,12 +227,12 @@ def remove(table: str) -> list[str]:
 
 
 def _nft(args: list[str], stdin: str | None = None) -> None:
-    result = _run([NFT, *args], stdin)
+    result = run([NFT, *args], stdin)
     if result.returncode != 0:
         raise WsError(f"nft {' '.join(args)} failed: {result.stderr.strip()}")
 
 
-def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+def run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     except FileNotFoundError:

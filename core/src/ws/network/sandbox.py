@@ -80,7 +80,8 @@ def _firewall_spec(network, ports: tuple[firewall.PortBinding, ...]) -> firewall
     )
 
 
-def _guard_running(network, state_dir: Path) -> bool:
+def guard_running(network, state_dir: Path) -> bool:
+    """Whether the supervised ``ws network guard`` of this bridge runs (read from its process record)."""
     from ws.supervise import supervisor_for
 
     return supervisor_for(state_dir).status(guard.service_name(network.bridge)).running
@@ -89,7 +90,7 @@ def _guard_running(network, state_dir: Path) -> bool:
 def _start_guard(network, state_dir: Path) -> list[str]:
     from ws.supervise import ServiceSpec, supervisor_for
 
-    if _guard_running(network, state_dir):
+    if guard_running(network, state_dir):
         return []
     spec = ServiceSpec(
         name=guard.service_name(network.bridge),
@@ -136,7 +137,7 @@ def is_up(network, state_dir: Path, ports: tuple[firewall.PortBinding, ...] = ()
         and bridge.forwarding_enabled()
         and dns.is_current(_forwarder(network, state_dir))
         and _table_current(spec, _read_record(network_dir(network, state_dir)))
-        and _guard_running(network, state_dir)
+        and guard_running(network, state_dir)
     )
 
 
@@ -249,7 +250,7 @@ def status(network, state_dir: Path, ports: tuple[firewall.PortBinding, ...] = (
             "current": upstream is not None and _table_current(_firewall_spec(network, ports), record),
             "block_lan": network.block_lan,
             "guest_to_guest": network.guest_to_guest,
-            "guard": _guard_running(network, state_dir),
+            "guard": guard_running(network, state_dir),
         },
         "dns": {
             "forwarder": "dnsmasq",

@@ -38,6 +38,8 @@ class Pair:
     b: str
     project: str
     shared: Path
+    up: subprocess.CompletedProcess
+    """``ws up A B``: checked by the profile test (a profile's devices can break B's start)."""
 
     def project_of(self, name: str) -> str | None:
         return self.project if name == self.b else None
@@ -143,8 +145,8 @@ def pair(env_factory):
             "profile", "device", "add", "default", "sneakydisk", "disk", f"source={sneaky_folder}",
             "path=/mnt/sneaky", "--project", project,
         )  # fmt: skip
-        env.ws("up", a, b, timeout=600)
-        yield Pair(env, a, b, project, shared)
+        up = env.ws("up", a, b, timeout=600, check=False)
+        yield Pair(env, a, b, project, shared, up)
     finally:
         for name in (a, b):
             env.ws("destroy", name, check=False)
@@ -251,6 +253,7 @@ def test_setuid_files_a_guest_leaves_give_nothing_on_the_host(pair: Pair) -> Non
 
 
 def test_a_profile_s_devices_never_reach_the_instance(pair: Pair) -> None:
+    assert pair.up.returncode == 0, pair.up.stderr
     instance = pair.instance(pair.b)
     assert instance["profiles"] == []
     assert "sneaky" not in instance["expanded_devices"] and "sneakydisk" not in instance["expanded_devices"]
