@@ -130,10 +130,9 @@ def test_bundle_carries_no_host_credentials(tmp_path):
     for secret in (b"PRIVATE-SECRET", b"CLAUDE-SECRET", b"CLAUDE-ACCOUNT-SECRET", b"NETRC-SECRET", b"PRIVATE KEY"):
         assert secret not in everything
     mounted = {m.host_path for m in bundle.mounts}
-    assert mounted == {tmp_path / "workspace", tmp_path / "ssh-host-keys", tmp_path / "agent", Path("/srv/data"),
-                       home / ".netrc"}  # fmt: skip
+    # not even the host's netrc, which its nix.conf names: a credential is handed on only when configured
+    assert mounted == {tmp_path / "workspace", tmp_path / "ssh-host-keys", tmp_path / "agent", Path("/srv/data")}
     assert all(not str(m.host_path).startswith(str(home / ".claude")) for m in bundle.mounts)
-    assert next(m for m in bundle.mounts if m.host_path == home / ".netrc").read_only
     assert PUB_A.encode() in everything
 
 
