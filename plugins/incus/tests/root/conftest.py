@@ -110,6 +110,8 @@ class WsEnv:
     """``[workspaces.NAME.incus]`` keys (TOML values already quoted) per workspace."""
     workspace_lines: dict[str, list[str]] = field(default_factory=dict)
     """More ``key = value`` lines of ``[workspaces.NAME]`` per workspace."""
+    network_lines: list[str] = field(default_factory=list)
+    """More ``key = value`` lines of ``[network]``."""
 
     user: str = USER
     uid: int = UID
@@ -178,6 +180,7 @@ class WsEnv:
             "[network]",
             f'bridge = "{self.bridge}"',
             f'subnet = "{self.subnet_prefix}.0/24"',
+            *self.network_lines,
             "[nix]",
             "inherit_host = false",
         ]

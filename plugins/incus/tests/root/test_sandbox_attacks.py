@@ -1,9 +1,10 @@
 """Attacks from real Incus guests on a sandbox bridge of this module's own (issue 9).
 
-Two workspaces, A and B, boot once for the module. B lives in an Incus project whose ``default`` profile
-carries an extra NIC, as a careless profile would. Guest root is played by host root inside the guest's
-network namespace (``nsenter --net``, the host's Python crafting raw frames on the guest's ``eth0``): the
-same packets a root shell in the guest can send. No packet leaves the module's own bridge.
+Two workspaces, A and B, boot once for the module, with ``block_lan = false`` (nothing here may depend on
+it). B lives in an Incus project whose ``default`` profile carries an extra NIC and disk, as a careless
+profile would. Guest root is played by host root inside the guest's network namespace (``nsenter --net``,
+the host's Python crafting raw frames on the guest's ``eth0``): the same packets a root shell in the guest
+can send. No packet leaves the module's own bridge.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def pair(env_factory):
     os.chown(shared, env.uid, env.uid)
     env.workspace_lines[a] = [f'mounts = [{{ host = "{shared}", guest = "/mnt/rw" }}]']
     env.incus_options[b] = {"project": f'"{project}"'}
+    env.network_lines = ["block_lan = false"]  # host protection must not depend on it
     env.write_config()
     subprocess.run(["ip", "link", "add", decoy, "type", "bridge"], check=True)  # stays down: a dead end
     try:
