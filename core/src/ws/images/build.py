@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ws.errors import UsageError, WsError
 from ws.images.progress import condense
-from ws.images.recipe import CLAUDE_CODE_NPM, Recipe
+from ws.images.recipe import CLAUDE_CODE_NPM, CLAUDE_CODE_VERSION, Recipe
 from ws.images.sources import image_sources
 
 ROOTFS = "rootfs.tar"
@@ -50,7 +50,8 @@ NPM_INSTALL_HOOK = "; ".join(
         # trust what the host trusts for this download (a proxy's CA, say); removed again below
         f'if [ -f {HOST_CA} ]; then cp {HOST_CA} "$1/tmp/ws-host-ca.crt"; fi',
         'chroot "$1" env NODE_EXTRA_CA_CERTS=/tmp/ws-host-ca.crt '
-        "npm install --global --no-fund --no-audit --no-update-notifier {package}",
+        # --ignore-scripts: no install script of the package or its dependencies runs as root on the build host
+        "npm install --global --ignore-scripts --no-fund --no-audit --no-update-notifier {package}",
         'rm -rf "$1/root/.npm" "$1/tmp/ws-host-ca.crt" "$conf"',
         'if [ -e "$conf.ws" ] || [ -L "$conf.ws" ]; then mv "$conf.ws" "$conf"; fi',
     )
@@ -76,7 +77,7 @@ def mmdebstrap_command(recipe: Recipe, workdir: Path) -> list[str]:
     ]
     for extra in recipe.extras:
         kind, _, package = extra.partition(":")
-        if kind != "npm" or package != CLAUDE_CODE_NPM:
+        if kind != "npm" or package != f"{CLAUDE_CODE_NPM}@{CLAUDE_CODE_VERSION}":
             raise WsError(f"this ws cannot build recipe extra {extra!r}")
         command.append(f"--customize-hook={NPM_INSTALL_HOOK.format(package=shlex.quote(package))}")
     if recipe.with_kernel:
