@@ -26,6 +26,7 @@ from pathlib import Path
 from ws.types import WorkspacePaths
 
 LEASES_FILE = "leases.json"
+INSTALLATION_FILE = "installation-id"
 
 
 def workspace_paths(state_dir: Path, name: str) -> WorkspacePaths:
@@ -61,6 +62,35 @@ def _make_dir(path: Path, mode: int, uid: int | None = None, gid: int | None = N
     os.chmod(path, mode)
     if uid is not None and os.geteuid() == 0:
         os.chown(path, uid, gid if gid is not None else uid)
+
+
+def installation_id(state_dir: Path) -> str:
+    """This ws installation's random id (made once): backends tag what they create with it, so two
+    installations sharing one Incus project never take each other's instances for their own."""
+    path = state_dir / INSTALLATION_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_hex(8) + "\n")
+    os.chmod(tmp, 0o644)
+    try:
+        os.link(tmp, path)  # a concurrent first run made one too: the first one wins
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
+
+
+def installation_of(paths: WorkspacePaths) -> str:
+    """:func:`installation_id` of the state directory holding the workspace's folders."""
+    return installation_id(paths.root.parent.parent)
 
 
 def read_leases(state_dir: Path) -> dict[str, ipaddress.IPv4Address]:

@@ -54,6 +54,7 @@ def api_for(ctx: Context, workspace: Workspace) -> Api:
 
 def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) -> None:
     from ws import hostshare
+    from ws.state import installation_of
 
     settings = settings_for(ctx, workspace)
     api = connect(settings)
@@ -64,7 +65,8 @@ def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) ->
     isolation = instances.Isolation(guest_to_guest=ctx.config.core.network.guest_to_guest)
     body = instances.create_body(
         workspace, attachment, settings, source.body, source.label, list(bundle.mounts), sharing,
-        pool=settings.storage_pool or instances.default_pool(api), isolation=isolation,
+        pool=settings.storage_pool or instances.default_pool(api), installation=installation_of(workspace.paths),
+        isolation=isolation,
     )  # fmt: skip
     detached = instances.replace(api, workspace, body)
     _after_start[workspace.name] = (body, detached)

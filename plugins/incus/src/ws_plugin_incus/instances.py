@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ws.state import installation_of
+
 from ws_plugin_incus.errors import IncusError, NotFound, foreign_instance
 
 if TYPE_CHECKING:
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
     from ws_plugin_incus.settings import IncusSettings
 
 OWNER_KEY = "user.ws.workspace"
+INSTALLATION_KEY = "user.ws.installation"
+"""Which ws installation made the instance (``ws.state.installation_id``): two installations sharing a
+project each see the other's instances as foreign. Instances made before the key existed lack it."""
 IMAGE_KEY = "user.ws.image"
 DETACHED = "-old-"
 STANDBY_KEY = "user.ws.standby"
@@ -61,6 +66,7 @@ def create_body(
     mounts: list[Mount],
     sharing: Sharing,
     pool: str,
+    installation: str,
     isolation: Isolation = Isolation(),
 ) -> dict:
     """The single ``POST /1.0/instances`` request: unprivileged, isolated idmap, NIC and every disk.
@@ -79,6 +85,7 @@ def create_body(
         "security.idmap.isolated": "true",
         "boot.autostart": "false",
         OWNER_KEY: workspace.name,
+        INSTALLATION_KEY: installation,
         IMAGE_KEY: image_label,
     }
     if workspace.cpus:
@@ -154,7 +161,9 @@ def get(api: Api, workspace: Workspace) -> dict | None:
 
 
 def owned(instance: dict, workspace: Workspace) -> bool:
-    return (instance.get("config") or {}).get(OWNER_KEY) == workspace.name
+    config = instance.get("config") or {}
+    made_by = config.get(INSTALLATION_KEY)
+    return config.get(OWNER_KEY) == workspace.name and made_by in (None, installation_of(workspace.paths))
 
 
 def ensure_absent(

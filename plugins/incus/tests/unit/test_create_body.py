@@ -8,6 +8,7 @@ import pytest
 from ws.types import Mount, NetworkAttachment, Workspace, WorkspacePaths
 from ws_plugin_incus.instances import (
     HOST_KEYS_GUEST_DIR,
+    INSTALLATION_KEY,
     OWNER_KEY,
     Isolation,
     Sharing,
@@ -42,7 +43,8 @@ def _workspace(**changes) -> Workspace:
 def _body(workspace=None, settings=None, shift=True, isolation=None):
     return create_body(
         workspace or _workspace(), ATTACHMENT, settings or IncusSettings(), SOURCE, "label", MOUNTS,
-        Sharing(shift=shift, uid=1000, gid=1000), pool="default", isolation=isolation or Isolation(),
+        Sharing(shift=shift, uid=1000, gid=1000), pool="default", installation="0123abcd",
+        isolation=isolation or Isolation(),
     )  # fmt: skip
 
 
@@ -52,7 +54,7 @@ def test_unprivileged_isolated_and_marked_as_ws_s():
     config = body["config"]
     assert config["security.privileged"] == "false"
     assert config["security.idmap.isolated"] == "true"
-    assert config[OWNER_KEY] == "dev"
+    assert config[OWNER_KEY] == "dev" and config[INSTALLATION_KEY] == "0123abcd"
     assert "raw.idmap" not in config and "limits.cpu" not in config and "limits.memory" not in config
 
 
@@ -105,3 +107,16 @@ def test_limits_and_storage_pool():
 )  # fmt: skip
 def test_device_names_are_readable_and_unique(path, taken, expected):
     assert device_name(path, taken) == expected
+
+
+def test_an_instance_of_another_installation_is_not_ours(tmp_path):
+    from ws.state import installation_id, workspace_paths
+    from ws_plugin_incus.instances import owned
+
+    workspace = _workspace(paths=workspace_paths(tmp_path, "dev"))
+    ours = installation_id(tmp_path)
+    assert installation_id(tmp_path) == ours and len(ours) == 16  # made once, then read
+    assert owned({"config": {OWNER_KEY: "dev", INSTALLATION_KEY: ours}}, workspace)
+    assert not owned({"config": {OWNER_KEY: "dev", INSTALLATION_KEY: "another-ws"}}, workspace)
+    assert owned({"config": {OWNER_KEY: "dev"}}, workspace)  # made before installations were tagged
+    assert not owned({"config": {OWNER_KEY: "web", INSTALLATION_KEY: ours}}, workspace)

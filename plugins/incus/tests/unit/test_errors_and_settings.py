@@ -110,9 +110,18 @@ def test_remote_needs_all_certificates_and_https():
         IncusSettings(url="http://incus.example:8443")
 
 
+def test_a_remote_server_gets_no_host_paths_unless_it_sees_them():
+    """Disk sources are read on the server: there a host path names that machine's folder."""
+    remote = {"url": "https://c:8443", "client_cert": "/c", "client_key": "/k", "server_cert": "/s"}
+    with pytest.raises(ValidationError, match="shared_paths = true only if it sees this host's folders"):
+        IncusSettings.model_validate(remote)
+    assert IncusSettings.model_validate({**remote, "shared_paths": True}).remote
+
+
 def test_workspace_keys_override_the_section():
     section = IncusSettings(project="team", standby=False, ready_timeout=60.0)
-    merged = effective(section, {"url": "https://c:8443", "client_cert": "/c", "client_key": "/k", "server_cert": "/s"})
+    remote = {"url": "https://c:8443", "client_cert": "/c", "client_key": "/k", "server_cert": "/s"}
+    merged = effective(section, {**remote, "shared_paths": True})
     assert merged.project == "team" and merged.standby is False and merged.ready_timeout == 60.0
     assert merged.remote and merged.endpoint() == "https://c:8443"
     assert effective(section, {}) is section
