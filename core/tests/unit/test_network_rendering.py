@@ -195,3 +195,18 @@ def test_attachment_points_workspaces_at_the_host_address() -> None:
     )  # fmt: skip
     default = sandbox.attachment(NetworkConfig())
     assert (default.gateway, default.prefixlen) == ("192.168.83.1", 24)
+
+
+def test_down_removes_the_bridge_before_the_firewall(monkeypatch, tmp_path: Path) -> None:
+    """Guests must lose their link before any rule goes (else they briefly reach everything)."""
+    import structlog
+
+    order: list[str] = []
+    monkeypatch.setattr(sandbox, "_stop_guard", lambda network, state_dir: order.append("guard") or [])
+    monkeypatch.setattr(dns, "stop", lambda fwd: order.append("dns") or [])
+    monkeypatch.setattr(bridge, "remove", lambda name: order.append("bridge") or [])
+    monkeypatch.setattr(firewall, "remove", lambda table: order.append("firewall") or [])
+    monkeypatch.setattr(sandbox.failsafe, "remove", lambda name: order.append("routing") or [])
+    monkeypatch.setattr(firewall, "table_names", lambda: [])
+    sandbox.down(NetworkConfig(), tmp_path, structlog.get_logger(), nm_dir=tmp_path / "nm")
+    assert order == ["guard", "dns", "bridge", "firewall", "routing"]
