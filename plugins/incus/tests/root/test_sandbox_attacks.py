@@ -286,6 +286,21 @@ def test_removed_tables_fail_closed_and_come_back_within_a_second(pair: Pair) ->
     assert not _reaches_ssh(pair, pair.a, pair.gateway)
 
 
+def test_guest_to_guest_is_a_choice(pair: Pair) -> None:
+    """``guest_to_guest = true`` opens workspace-to-workspace traffic (still each with its own address)."""
+    env = pair.env
+    try:
+        env.network_lines = ["block_lan = false", "guest_to_guest = true"]
+        env.write_config()
+        env.ws("network", "up")
+        assert _reaches_ssh(pair, pair.a, pair.ip(pair.b))
+    finally:
+        env.network_lines = ["block_lan = false"]
+        env.write_config()
+        env.ws("network", "up")
+    assert not _reaches_ssh(pair, pair.a, pair.ip(pair.b))
+
+
 def _tables(table: str) -> str | None:
     texts = []
     for family in ("inet", "bridge"):
