@@ -43,6 +43,7 @@ def test_networkd_static_address_gateway_dns(tmp_path):
         "Name=host0 eth* en*\n"
         "\n"
         "[Link]\n"
+        "MACAddress=02:00:00:00:00:01\n"  # the only MAC the host's bridge table lets the port send
         "MTUBytes=1500\n"
         "\n"
         "[Network]\n"
