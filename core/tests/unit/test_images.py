@@ -385,7 +385,10 @@ def test_command_copies_the_kernel_out_and_installs_claude_code(tmp_path):
     recipe = recipe_for(config(agent={"install_claude_code": True}), with_kernel=True)
     hooks = " ".join(part for part in mmdebstrap_command(recipe, tmp_path) if part.startswith("--customize-hook"))
     assert f"{tmp_path}/vmlinuz" in hooks and f"{tmp_path}/initrd.img" in hooks
-    assert "npm install --global --ignore-scripts" in hooks and "@anthropic-ai/claude-code@" in hooks
+    assert (
+        "npm install --global --prefix /tmp/ws-npm --ignore-scripts" in hooks and "@anthropic-ai/claude-code@" in hooks
+    )
+    assert 'chroot --userspec=65534:65534 "$1"' in hooks  # npm never runs as root on the build host
 
 
 def test_claude_code_is_pinned_in_the_recipe_and_its_scripts_never_run(tmp_path, monkeypatch):

@@ -40,6 +40,9 @@ GENERIC_TREE_HOOKS = (
 # Hooks are single lines: mmdebstrap first tries each as a file name and warns about names with newlines.
 
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
+NPM_USER = "65534:65534"
+"""nobody: npm runs as it in the chroot (the build runs as host root; npm and the package never do)."""
+NPM_STAGING = "/tmp/ws-npm"
 NPM_INSTALL_HOOK = "; ".join(
     (
         "set -e",
@@ -49,10 +52,19 @@ NPM_INSTALL_HOOK = "; ".join(
         'cp -L /etc/resolv.conf "$conf"',
         # trust what the host trusts for this download (a proxy's CA, say); removed again below
         f'if [ -f {HOST_CA} ]; then cp {HOST_CA} "$1/tmp/ws-host-ca.crt"; fi',
-        'chroot "$1" env NODE_EXTRA_CA_CERTS=/tmp/ws-host-ca.crt '
-        # --ignore-scripts: no install script of the package or its dependencies runs as root on the build host
-        "npm install --global --ignore-scripts --no-fund --no-audit --no-update-notifier {package}",
-        'rm -rf "$1/root/.npm" "$1/tmp/ws-host-ca.crt" "$conf"',
+        f'mkdir "$1{NPM_STAGING}"',
+        f'chown {NPM_USER} "$1{NPM_STAGING}"',
+        # as nobody, into a staging prefix, with --ignore-scripts: no install script of the package or its
+        # dependencies runs at all, and npm itself never runs as root on the build host
+        f'chroot --userspec={NPM_USER} "$1" env HOME={NPM_STAGING} NODE_EXTRA_CA_CERTS=/tmp/ws-host-ca.crt '
+        f"npm install --global --prefix {NPM_STAGING} --ignore-scripts --no-fund --no-audit --no-update-notifier "
+        "{package}",
+        # then into npm's global prefix (/usr/local), owned by root like a root install would leave it
+        'mkdir -p "$1/usr/local/lib/node_modules" "$1/usr/local/bin"',
+        f'cp -a "$1{NPM_STAGING}/lib/node_modules/." "$1/usr/local/lib/node_modules/"',
+        f'cp -a "$1{NPM_STAGING}/bin/." "$1/usr/local/bin/"',
+        'chown -R 0:0 "$1/usr/local/lib/node_modules" "$1/usr/local/bin"',
+        f'rm -rf "$1{NPM_STAGING}" "$1/tmp/ws-host-ca.crt" "$conf"',
         'if [ -e "$conf.ws" ] || [ -L "$conf.ws" ]; then mv "$conf.ws" "$conf"; fi',
     )
 )
