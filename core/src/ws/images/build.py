@@ -59,6 +59,10 @@ NPM_INSTALL_HOOK = "; ".join(
         f'chroot --userspec={NPM_USER} "$1" env HOME={NPM_STAGING} NODE_EXTRA_CA_CERTS=/tmp/ws-host-ca.crt '
         f"npm install --global --prefix {NPM_STAGING} --ignore-scripts --no-fund --no-audit --no-update-notifier "
         "{package}",
+        # Claude Code's own postinstall puts its platform binary (an optional dependency) in place: it alone
+        # runs, still as nobody and inside the staging prefix
+        f'chroot --userspec={NPM_USER} "$1" env HOME={NPM_STAGING} '
+        f"sh -c 'cd {NPM_STAGING}/lib/node_modules/{CLAUDE_CODE_NPM} && node install.cjs'",
         # then into npm's global prefix (/usr/local), owned by root like a root install would leave it
         'mkdir -p "$1/usr/local/lib/node_modules" "$1/usr/local/bin"',
         f'cp -a "$1{NPM_STAGING}/lib/node_modules/." "$1/usr/local/lib/node_modules/"',
