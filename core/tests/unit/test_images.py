@@ -389,6 +389,8 @@ def test_command_copies_the_kernel_out_and_installs_claude_code(tmp_path):
         "npm install --global --prefix /tmp/ws-npm --ignore-scripts" in hooks and "@anthropic-ai/claude-code@" in hooks
     )
     assert 'chroot --userspec=65534:65534 "$1"' in hooks  # npm never runs as root on the build host
+    # only Claude Code's own postinstall (it places the platform binary) runs, also as nobody
+    assert "chroot --userspec=65534:65534 \"$1\" env HOME=/tmp/ws-npm sh -c 'cd /tmp/ws-npm/lib/node_modules/" in hooks
 
 
 def test_claude_code_is_pinned_in_the_recipe_and_its_scripts_never_run(tmp_path, monkeypatch):
