@@ -66,13 +66,8 @@ def ws_network_status(network: Network, ctx: Context) -> NetworkStatus:
 
 @hookimpl
 def ws_network_attach(network: Network, workspace: Workspace, ctx: Context) -> NetworkAttachment:
-    """Bring the sandbox network up if it is not (a cheap no-op when it is), so ``ws up`` alone suffices;
-    a running workspace whose bridge was re-created is plugged back in."""
-    from ws.network import bridge
-
+    """Bring the sandbox network up if it is not (a cheap no-op when it is), so ``ws up`` alone suffices."""
     ensure_sandbox(ctx)
-    for change in bridge.reattach_port(network.bridge, workspace.host_interface):
-        ctx.log.info("network change", bridge=network.bridge, change=change)
     return network.attachment()
 
 
