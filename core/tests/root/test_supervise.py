@@ -162,3 +162,43 @@ def test_a_program_that_cannot_be_executed_is_reported(supervisor, tmp_path):
     with pytest.raises(SupervisorError, match="Exec format error"):
         supervisor.start(spec)
     assert not supervisor.status(spec.name).running
+
+
+def test_what_a_service_leaves_in_its_cgroup_is_killed_at_stop(supervisor, tmp_path):
+    marker = f"3000.{uuid.uuid4().int % 10**8}"  # a sleep duration no other process has
+    spec = _spec(tmp_path, f"setsid sleep {marker} & echo started; exec sleep 300")
+    supervisor.start(spec)
+    assert _wait_for(lambda: "started" in supervisor.logs(spec.name))
+    assert _wait_for(lambda: _pids_named(marker))
+    orphan = _pids_named(marker)[0]
+    assert os.getsid(orphan) != os.getsid(supervisor.status(spec.name).pid)  # not in the service's session
+    assert supervisor.stop(spec.name) is True
+    assert start_ticks(orphan) is None
+    for hierarchy in ("unified", "systemd"):
+        assert not Path(f"/sys/fs/cgroup/{hierarchy}/ws.supervise/{spec.name}").exists()
+
+
+def test_a_child_left_by_a_killed_service_is_killed_before_the_next_start(supervisor, tmp_path):
+    marker = f"3000.{uuid.uuid4().int % 10**8}"  # a sleep duration no other process has
+    spec = _spec(tmp_path, f"setsid sleep {marker} & echo started; exec sleep 300")
+    pid = supervisor.start(spec)
+    assert _wait_for(lambda: _pids_named(marker))
+    orphan = _pids_named(marker)[0]
+    os.kill(pid, signal.SIGKILL)  # the service dies; its child lives on
+    assert _wait_for(lambda: not supervisor.status(spec.name).running)
+    assert start_ticks(orphan) is not None
+    supervisor.start(spec)
+    assert start_ticks(orphan) is None
+
+
+def _pids_named(name: str) -> list[int]:
+    """Pids of ``sleep NAME``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == f"sleep\0{name}\0".encode():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

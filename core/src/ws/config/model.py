@@ -14,11 +14,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ws.sshkeys import looks_public
+
 HOSTNAME_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|[KMGT])?\s*$", re.IGNORECASE)
 MEMORY_UNITS_MIB = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 CID_MIN, CID_MAX = 3, 4294967294
-PUBLIC_KEY_PREFIXES = ("ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-")
 
 FilePath = Annotated[Path, Field(strict=False)]
 """TOML has no path type: paths are strings turned into Path (strict mode would refuse that)."""
@@ -72,8 +73,7 @@ class UserConfig(Strict):
     def _public_keys_only(cls, value: list[str] | None) -> list[str] | None:
         """ws copies these into every guest: a private key pasted here would be handed to each of them."""
         for index, line in enumerate(value or ()):
-            public = any(word.startswith(PUBLIC_KEY_PREFIXES) for word in line.split())
-            if "PRIVATE KEY" in line or "-----BEGIN" in line or not public:
+            if not looks_public(line):
                 raise ValueError(f"entry {index} is not an SSH public key line ('ssh-ed25519 AAAA...')")
         return value
 

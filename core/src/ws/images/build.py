@@ -29,7 +29,7 @@ SOURCES = "debian.sources"
 Progress = Callable[[str], None]
 BuildFunction = Callable[[Recipe, Path, Progress], None]
 """Writes the image's files into the given folder (``rootfs.tar``; ``vmlinuz`` and ``initrd.img`` when the
-recipe asks for a kernel). The store adds the Incus metadata and the manifest around it."""
+recipe asks for a kernel). The store adds the manifest around it."""
 
 GENERIC_TREE_HOOKS = (
     'rm -f "$1"/etc/ssh/ssh_host_*',  # openssh-server's postinst made keys; ws mounts each guest's own

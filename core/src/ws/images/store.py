@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,14 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ws import locking
-from ws.errors import UsageError, WsError
+from ws.errors import UsageError
 from ws.images.build import INITRD, KERNEL, ROOTFS, BuildFunction, Progress
-from ws.images.incus import write_incus_metadata
 from ws.images.recipe import Recipe
+from ws.mounts import remove_tree
 
 IMAGES_DIR = "images"
 MANIFEST = "manifest.json"
-INCUS_METADATA = "incus-metadata.tar"
 TMP_DIR = re.compile(r"^\.tmp-([0-9a-f]+)-(\d+)$")
 HASH_DIR = re.compile(r"^[0-9a-f]{16}$")
 LOCK_TIMEOUT = 3600.0
@@ -42,7 +39,6 @@ class BuiltImage:
     hash: str
     path: Path
     rootfs_tar: Path
-    incus_metadata_tar: Path
     kernel: Path | None
     initrd: Path | None
     manifest: dict = field(compare=False, repr=False)
@@ -117,7 +113,7 @@ def remove_image(state_dir: Path, name: str, hashes: Iterable[str] | None = None
             have = ", ".join(present) or "none"
             raise UsageError(f"image {name} has no build {', '.join(unknown)} (builds: {have})")
         for image_hash in wanted:
-            _remove_tree(folder / image_hash)
+            remove_tree(folder / image_hash)
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         return wanted
@@ -130,7 +126,7 @@ def clean_stale(state_dir: Path, name: str) -> list[Path]:
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         match = TMP_DIR.match(path.name)
         if match and not _alive(int(match.group(2))):
-            _remove_tree(path)
+            remove_tree(path)
             removed.append(path)
     return removed
 
@@ -140,23 +136,22 @@ def _build(state_dir: Path, recipe: Recipe, progress: Progress, build: BuildFunc
     parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     final = parent / recipe.hash
     if final.exists():  # a folder without a valid manifest: not ours to trust, rebuild it
-        _remove_tree(final)
+        remove_tree(final)
     tmp = parent / f".tmp-{recipe.hash}-{os.getpid()}"
     if tmp.exists():
-        _remove_tree(tmp)
+        remove_tree(tmp)
     tmp.mkdir(mode=0o755)  # apt downloads as _apt, which must be able to enter mmdebstrap's tree in here
     try:
         build(recipe, tmp, progress)
         progress("writing metadata and checksums")
         created = int(time.time())
-        write_incus_metadata(tmp / INCUS_METADATA, recipe, created)
         manifest = _manifest(recipe, tmp, created)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _sync_folder(tmp)
         os.rename(tmp, final)
         _fsync(parent)
     except BaseException:
-        _remove_tree(tmp)
+        remove_tree(tmp)
         raise
     image = _load(final, fresh=True)
     assert image is not None, f"{final} was just written"
@@ -185,7 +180,7 @@ def _load(folder: Path, fresh: bool = False) -> BuiltImage | None:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
         files = manifest["files"]
-        if manifest["hash"] != folder.name or ROOTFS not in files or INCUS_METADATA not in files:
+        if manifest["hash"] != folder.name or ROOTFS not in files:
             return None
         if any((folder / name).stat().st_size != entry["size"] for name, entry in files.items()):
             return None
@@ -196,7 +191,6 @@ def _load(folder: Path, fresh: bool = False) -> BuiltImage | None:
         hash=manifest["hash"],
         path=folder,
         rootfs_tar=folder / ROOTFS,
-        incus_metadata_tar=folder / INCUS_METADATA,
         kernel=folder / KERNEL if KERNEL in files else None,
         initrd=folder / INITRD if INITRD in files else None,
         manifest=manifest,
@@ -235,26 +229,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _remove_tree(path: Path) -> None:
-    """rmtree that first detaches mounts a killed mmdebstrap may have left inside (/proc, /sys, /dev)."""
-    for mount_point in _mounts_below(path):
-        subprocess.run(["umount", "--lazy", mount_point], check=False, capture_output=True)
-    if left := _mounts_below(path):  # never recurse into a mounted host tree such as /dev
-        raise WsError(f"cannot remove {path}: {left[0]} is still mounted; unmount it and retry")
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _mounts_below(path: Path) -> list[str]:
-    prefix = str(path.resolve()) + "/"
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return []
-    points = [_unescape(line.split()[4]) for line in lines]
-    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
-
-
-def _unescape(field_text: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_text)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 from ws.errors import WsError
@@ -81,6 +80,8 @@ def _write(path: Path, data: bytes, mode: int, replace: bool) -> None:
     """Create the file with its final mode from the start (never briefly world-readable)."""
     if replace and path.exists() and path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
         return
+    import tempfile  # lazily: plugins import ws.api, which must stay light
+
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # unpredictable, 0600, O_EXCL
     tmp = Path(name)
     try:

@@ -13,6 +13,7 @@ Status is always read from the real process (or unit), never from a cache.
 
 from __future__ import annotations
 
+import functools
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +74,24 @@ class Supervisor(Protocol):
 
 
 def supervisor_for(state_dir: Path) -> Supervisor:
-    """The systemd supervisor where systemd runs the host, else the detached-process one."""
+    """The systemd supervisor where systemd runs the host and its bus answers, else the detached-process one.
+
+    ``WS_SUPERVISOR=detached`` forces the detached one (a host whose systemd should not run ws's services).
+    """
+    import os
+
+    if os.environ.get("WS_SUPERVISOR") != "detached" and _systemd_available():
+        from ws.supervise.systemd import SystemdSupervisor
+
+        return SystemdSupervisor()
     from ws.supervise.detached import DetachedSupervisor
 
     return DetachedSupervisor(state_dir / "run")
+
+
+@functools.cache
+def _systemd_available() -> bool:
+    """Asked once per process: a command asks for its supervisor several times, the host does not change."""
+    from ws import systemd
+
+    return systemd.systemd_is_init() and systemd.bus_answers()

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from ws.supervise import ServiceSpec, ServiceStatus, SupervisorError
+from ws.supervise import ServiceSpec, ServiceStatus, SupervisorError, cgroups
 from ws.supervise.procfs import is_same_process, open_pidfd, signal_pidfd, wait_pidfd
 
 CHILD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -39,6 +39,8 @@ class DetachedSupervisor:
         current = self.status(spec.name)
         if current.running:
             raise SupervisorError(f"service {spec.name} is already running (pid {current.pid})")
+        if (record := self._read(spec.name)) is not None:
+            self._clean_cgroups(record)  # what a killed earlier run of the service left
         environment = {"PATH": CHILD_PATH, **spec.environment}
         program = shutil.which(spec.argv[0], path=environment["PATH"])
         if program is None:
@@ -47,6 +49,7 @@ class DetachedSupervisor:
         spec.log_file.parent.mkdir(parents=True, exist_ok=True)
         request = {
             "argv": [program, *spec.argv[1:]],
+            "cgroups": [str(path) for path in cgroups.create(spec.name)],
             "environment": environment,
             "log_file": str(spec.log_file),
             "record_file": str(record_file),
@@ -58,6 +61,7 @@ class DetachedSupervisor:
                 "started_at": time.time(),
             },
         }
+        request["record"]["cgroups"] = request["cgroups"]
         launched = subprocess.run(
             [sys.executable, "-I", "-S", str(LAUNCHER)],
             input=json.dumps(request),
@@ -74,30 +78,50 @@ class DetachedSupervisor:
                 f"cannot start {spec.name}: the launcher failed ({launched.stderr.strip() or launched.returncode})"
             ) from None
         if "error" in answer:
+            for cgroup in request["cgroups"]:
+                cgroups.remove(Path(cgroup))
             raise SupervisorError(f"cannot start {spec.name}: {answer['error']}")
         return int(answer["pid"])
 
     def stop(self, name: str, timeout: float | None = None) -> bool:
         record = self._read(name)
-        if record is None or "pid" not in record:
+        if record is None:
             return False
-        pidfd = open_pidfd(record["pid"], record["ticks"])
-        if pidfd is None:
+        stopped = False
+        pidfd = open_pidfd(record["pid"], record["ticks"]) if "pid" in record else None
+        if pidfd is not None:
+            try:
+                signal_pidfd(pidfd, record["stop_signal"])
+                if not wait_pidfd(pidfd, record["stop_timeout"] if timeout is None else timeout):
+                    self._kill(record, pidfd)
+            finally:
+                os.close(pidfd)
+            stopped = True
+        stopped = self._clean_cgroups(record) or stopped
+        if "pid" in record:
             self._forget_process(name, record)
-            return False
-        try:
-            signal_pidfd(pidfd, record["stop_signal"])
-            if not wait_pidfd(pidfd, record["stop_timeout"] if timeout is None else timeout):
-                if is_same_process(record["pid"], record["ticks"]):
-                    # The group's leader runs, so the group id is still this service's: kill its helpers too.
-                    _kill_group(record["pgid"])
-                signal_pidfd(pidfd, signal.SIGKILL)
-                if not wait_pidfd(pidfd, KILL_WAIT):
-                    raise SupervisorError(f"service {name} (pid {record['pid']}) survived SIGKILL")
-        finally:
-            os.close(pidfd)
-        self._forget_process(name, record)
-        return True
+        return stopped
+
+    def _kill(self, record: dict, pidfd: int) -> None:
+        if is_same_process(record["pid"], record["ticks"]):
+            # The group's leader runs, so the group id is still this service's: kill its helpers too.
+            _kill_group(record["pgid"])
+        for cgroup in record.get("cgroups", ()):
+            cgroups.kill(Path(cgroup), KILL_WAIT)
+        signal_pidfd(pidfd, signal.SIGKILL)
+        if not wait_pidfd(pidfd, KILL_WAIT):
+            raise SupervisorError(f"service {record['name']} (pid {record['pid']}) survived SIGKILL")
+
+    @staticmethod
+    def _clean_cgroups(record: dict) -> bool:
+        """Kill what the service left in its cgroups (a child that outlived it) and remove them."""
+        left = False
+        for cgroup in map(Path, record.get("cgroups", ())):
+            if cgroups.has_processes(cgroup):
+                left = True
+                cgroups.kill(cgroup, KILL_WAIT)
+            cgroups.remove(cgroup)
+        return left
 
     def status(self, name: str) -> ServiceStatus:
         record = self._read(name)

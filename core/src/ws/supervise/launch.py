@@ -40,9 +40,13 @@ def main():
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.chdir("/")
+            for cgroup in request["cgroups"]:
+                with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
+                    procs.write("0")
             os.execve(argv[0], argv, env)
         except OSError as error:
-            os.write(error_write, f"{argv[0]}: {error.strerror or error}".encode())
+            where = error.filename or argv[0]
+            os.write(error_write, f"{where}: {error.strerror or error}".encode())
         finally:
             os._exit(127)
     os.close(error_write)
