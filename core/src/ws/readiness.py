@@ -1,9 +1,9 @@
-"""When is a started workspace usable: its sshd answers on the workspace address.
+"""When is a started guest usable: its sshd answers on the workspace address. Shared by every backend.
 
-Shared by every backend whose host sits on the workspace's network (nspawn, microVM, a local Incus): the
-host connects to ``ADDRESS:22`` and waits for the SSH banner (a listening socket whose sshd has not started
-answering is not ready). A timeout raises a sentence that includes what the backend knows about the failure
-(the last console lines).
+The host sits on the workspace's network, so it connects to ``address:22`` and waits for the SSH
+identification line (``SSH-2.0-...``): a port that accepts but never speaks (a half-started guest, a
+firewall that only completes handshakes) is not ready. On timeout the error carries what the backend
+knows of the guest (the end of its console log), where systemd says what it is stuck on.
 """
 
 from __future__ import annotations
@@ -15,43 +15,43 @@ from collections.abc import Callable
 from ws.errors import WsError
 
 POLL = 0.1
-CONNECT_TIMEOUT = 1.0
+SSH_PORT = 22
+
+
+def sshd_answers(address: str, port: int = SSH_PORT, timeout: float = 1.0) -> bool:
+    """One attempt: a TCP connection that sends an SSH identification line."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as connection:
+            connection.settimeout(timeout)
+            return connection.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
 
 
 def wait_for_ssh(
     address: str,
     timeout: float,
-    describe_failure: Callable[[], str],
+    describe_failure: Callable[[], str] | None = None,
     *,
-    port: int = 22,
-    gone: Callable[[], bool] | None = None,
+    port: int = SSH_PORT,
+    alive: Callable[[], bool] | None = None,
 ) -> float:
-    """Return the seconds waited once sshd at ``address`` sends its banner.
+    """Wait until sshd answers on ``address``; return the seconds waited.
 
-    ``describe_failure()`` is called only on failure; its text (the last console lines) ends the error.
-    ``gone()`` says the instance stopped meanwhile, which fails at once instead of at the timeout.
+    ``alive`` (optional) is asked between attempts: when the guest's process died there is nothing to wait
+    for. The error's message ends with ``describe_failure()`` (for example the console's last lines).
     """
-    began = time.monotonic()
-    deadline = began + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
-        if _banner(address, port):
-            return time.monotonic() - began
-        if gone is not None and gone():
-            raise WsError(
-                f"the workspace at {address} stopped while booting; last console lines:\n{describe_failure()}"
-            )
+        if sshd_answers(address, port, timeout=min(1.0, max(0.1, deadline - time.monotonic()))):
+            return time.monotonic() - started
+        if alive is not None and not alive():
+            reason = "the guest stopped before sshd answered"
+            break
         if time.monotonic() >= deadline:
-            raise WsError(
-                f"sshd at {address}:{port} did not answer within {timeout:.0f} s; last console lines:\n"
-                f"{describe_failure()}"
-            )
+            reason = f"sshd did not answer on {address}:{port} within {timeout:.0f} s"
+            break
         time.sleep(POLL)
-
-
-def _banner(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=CONNECT_TIMEOUT) as connection:
-            connection.settimeout(CONNECT_TIMEOUT)
-            return connection.recv(4).startswith(b"SSH-")
-    except OSError:
-        return False
+    detail = describe_failure() if describe_failure is not None else ""
+    raise WsError(f"{reason}" + (f"; last console lines:\n{detail}" if detail else ""))

@@ -6,13 +6,12 @@ imported inside the hooks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ws import hookimpl
 
 if TYPE_CHECKING:
-    from ws.context import Context
-    from ws.types import DoctorCheck, NetworkAttachment, Workspace, WorkspaceStatus, WorkspaceType
+    from ws.api import Context, CreateRequest, DoctorCheck, NetnsRef, Workspace, WorkspaceStatus, WorkspaceType
 
 
 @hookimpl
@@ -29,24 +28,20 @@ def ws_workspace_types() -> list[WorkspaceType]:
             aliases=("container",),
             ip_range=(50, 89),
             interface_prefix="vb-",
+            options_model="ws_plugin_nspawn.settings:NspawnSettings",
         )
     ]
 
 
 @hookimpl
-def ws_config_sections() -> dict[str, Any]:
-    return {"nspawn": "ws_plugin_nspawn.settings:NspawnSettings"}
-
-
-@hookimpl
-def ws_create(workspace: Workspace, attachment: NetworkAttachment, ctx: Context) -> None:
+def ws_create(workspace: Workspace, request: CreateRequest, ctx: Context) -> None:
     from ws_plugin_nspawn import backend
 
-    backend.create(ctx, workspace, attachment)
+    backend.create(ctx, workspace, request)
 
 
 @hookimpl
-def ws_start(workspace: Workspace, ctx: Context) -> None:
+def ws_start(workspace: Workspace, handle: object | None, ctx: Context) -> None:
     from ws_plugin_nspawn import backend
 
     backend.start(ctx, workspace)
@@ -85,6 +80,13 @@ def ws_logs(workspace: Workspace, ctx: Context, follow: bool) -> int:
     from ws_plugin_nspawn import access
 
     return access.logs(ctx, workspace, follow)
+
+
+@hookimpl
+def ws_instance_netns(workspace: Workspace, ctx: Context) -> NetnsRef | None:
+    from ws_plugin_nspawn import backend
+
+    return backend.netns(ctx, workspace)
 
 
 @hookimpl
