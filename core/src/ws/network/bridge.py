@@ -147,12 +147,16 @@ def reattach_port(bridge: str, port: str) -> list[str]:
     if master.exists() and master.resolve().name == bridge:
         return []
     from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
 
     with IPRoute() as ipr:
         found, bridges = ipr.link_lookup(ifname=port), ipr.link_lookup(ifname=bridge)
         if not found or not bridges:
             return []
-        ipr.link("set", index=found[0], master=bridges[0], state="up")
+        try:
+            ipr.link("set", index=found[0], master=bridges[0], state="up")
+        except NetlinkError as error:  # not a workspace's veth or tap (another program's interface of that name)
+            raise WsError(f"cannot put {port} on {bridge}: {error.args[1]}; is {port} another program's?") from None
     return [f"put {port} back on {bridge}"]
 
 
