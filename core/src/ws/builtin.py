@@ -47,7 +47,8 @@ def ensure_sandbox(ctx: Context) -> list[str]:
         unmanaged = {f"{wtype.interface_prefix}*" for wtype in ctx.plugins.types.values()}
         changes = sandbox.ensure_up(network, ctx.state.root, ctx.log, unmanaged=unmanaged).changes
         entries = hostfiles.entries_for(ctx.config.workspaces.values())
-        return [*changes, *hostfiles.sync_host_files(entries, known_hosts=known_hosts_file(ctx))]
+        owner = str(ctx.state.root)
+        return [*changes, *hostfiles.sync_host_files(entries, owner, known_hosts=known_hosts_file(ctx))]
 
 
 def known_hosts_file(ctx: Context) -> Path:

@@ -43,7 +43,7 @@ def down(ctx: Context, as_json: bool) -> None:
     net = ctx.config.core.network
     with ctx.lock("network", net.bridge):
         changes = sandbox.down(net, ctx.state.root, ctx.log)
-        changes += hostfiles.remove_host_files(known_hosts=known_hosts_file(ctx))
+        changes += hostfiles.remove_host_files(str(ctx.state.root), known_hosts=known_hosts_file(ctx))
     _report(ctx, changes, as_json, done="is down", unchanged="was not up")
 
 
