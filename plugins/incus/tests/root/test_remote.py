@@ -4,7 +4,6 @@ certificate, configured per workspace in ``[workspaces.NAME.incus]`` (as for an 
 from __future__ import annotations
 
 import datetime
-import json
 import secrets
 import socket
 from pathlib import Path
