@@ -34,13 +34,22 @@ def test_the_mark_names_the_state_directory() -> None:
     assert bridge.owner_alias(Path("/var/lib/ws")) == "managed by ws for /var/lib/ws"
 
 
-def test_no_interface_or_own_bridge_or_an_unnamed_mark_is_fine(sysfs, tmp_path: Path) -> None:
+def test_no_interface_or_own_bridge_is_fine(sysfs, tmp_path: Path) -> None:
     mine = _state_dir(tmp_path, "mine")
     bridge.check_owner("sandbox-br", mine)
     sysfs("sandbox-br", bridge.owner_alias(mine))
     bridge.check_owner("sandbox-br", mine)
-    sysfs("old-br", "managed by ws")  # written before the mark named its state directory: adopted
-    bridge.check_owner("old-br", mine)
+
+
+def test_a_bare_mark_is_the_default_state_directorys(sysfs, tmp_path: Path, monkeypatch) -> None:
+    """Written before the mark named its state directory: the default configuration's, like an unnamed
+    /etc/hosts block."""
+    default = _state_dir(tmp_path, "default")
+    monkeypatch.setattr(bridge, "DEFAULT_STATE_DIR", default)
+    sysfs("sandbox-br", "managed by ws")
+    bridge.check_owner("sandbox-br", default)
+    with pytest.raises(WsError, match=f"the one with state directory {default} "):
+        bridge.check_owner("sandbox-br", _state_dir(tmp_path, "tests", None))
 
 
 def test_another_configurations_bridge_is_refused_with_its_state_directory(sysfs, tmp_path: Path) -> None:

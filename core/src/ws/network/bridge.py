@@ -3,7 +3,9 @@
 ws marks a bridge it created with an interface alias naming the state directory of the configuration that
 created it (``managed by ws for /var/lib/ws``), so that it only ever changes or deletes its own bridge: an
 interface of the same name without the mark is somebody else's, one marked for another state directory is
-another ws configuration's, and both are refused with a sentence that says whose it is.
+another ws configuration's, and both are refused with a sentence that says whose it is. The bare mark
+``managed by ws`` (written before the mark named its state directory) counts as the default state
+directory's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ws.errors import WsError
+from ws.state import DEFAULT_STATE_DIR
 
 OWNER_ALIAS = "managed by ws"
 """The alias prefix; ws versions before the state directory was recorded wrote exactly this."""
@@ -35,7 +38,7 @@ class BridgeState:
     exists: bool
     is_bridge: bool = False
     owner: str | None = None
-    """The state directory named in ws's mark ("" for an unnamed one); None when ws did not create it."""
+    """The state directory named in ws's mark; None when ws did not create the interface."""
     up: bool = False
     addresses: tuple[str, ...] = ()
     """IPv4 addresses as ``address/prefixlen``."""
@@ -50,7 +53,7 @@ class BridgeState:
             "exists": self.exists,
             "is_bridge": self.is_bridge,
             "owned_by_ws": self.owned,
-            "state_dir": self.owner or None,
+            "state_dir": self.owner,
             "up": self.up,
             "addresses": list(self.addresses),
         }
@@ -63,7 +66,7 @@ def owner_alias(state_dir: Path) -> str:
 
 def _owner(alias: str | None) -> str | None:
     if alias == OWNER_ALIAS:
-        return ""
+        return str(DEFAULT_STATE_DIR)
     if alias and alias.startswith(f"{OWNER_ALIAS} for /"):
         return alias.removeprefix(f"{OWNER_ALIAS} for ")
     return None
@@ -88,7 +91,7 @@ def check_owner(name: str, state_dir: Path, *, foreign_ok: bool = False) -> None
         raise WsError(
             f"interface {name} exists but was not created by ws; remove it or set [network] bridge to another name"
         )
-    if owner in ("", str(state_dir)) or not (Path(owner) / "network" / name).is_dir():
+    if owner == str(state_dir) or not (Path(owner) / "network" / name).is_dir():
         return
     raise WsError(
         f"bridge {name} belongs to another ws configuration, the one with state directory {owner} (its "
@@ -171,10 +174,12 @@ def ensure(name: str, interface: ipaddress.IPv4Interface, state_dir: Path) -> li
             raise WsError(
                 f"interface {name} exists but was not created by ws; remove it or set [network] bridge to another name"
             )
-        if state.owner != str(state_dir):
+        if ipr.get_links(index)[0].get("ifalias") != owner_alias(state_dir):  # also rewrites a bare mark
             ipr.link("set", index=index, IFLA_IFALIAS=owner_alias(state_dir))
-            if state.owner:
+            if state.owner != str(state_dir):
                 changes.append(f"took over bridge {name} from {state.owner} (that state directory has no network)")
+            else:
+                changes.append(f"marked bridge {name} with its state directory")
         for stale in set(state.addresses) - {wanted}:
             address, prefixlen = stale.split("/")
             ipr.addr("del", index=index, address=address, prefixlen=int(prefixlen))
@@ -200,7 +205,7 @@ def _refuse_subnet_in_use(ipr, name: str, subnet: ipaddress.IPv4Network) -> None
         if not other.network.overlaps(subnet):
             continue
         owner = _state(ipr, label, message["index"]).owner
-        whose = "not ws's" if owner is None else f"ws's bridge of the configuration with state directory {owner or '?'}"
+        whose = "not ws's" if owner is None else f"ws's bridge of the configuration with state directory {owner}"
         raise WsError(
             f"[network] subnet {subnet} overlaps {other} on interface {label} ({whose}); "
             "give this configuration another subnet"

@@ -21,11 +21,12 @@ from pathlib import Path
 
 from ws.errors import WsError
 from ws.provision.hostkey import PUBLIC_NAME
+from ws.state import DEFAULT_STATE_DIR
 
 BEGIN = b"# BEGIN ws managed block"
 END = b"# END ws managed block"
-DEFAULT_OWNER = "/var/lib/ws"
-"""The state directory that owns an unnamed block (see the module docstring): ``state_dir``'s default."""
+DEFAULT_OWNER = str(DEFAULT_STATE_DIR)
+"""The state directory that owns an unnamed block (see the module docstring)."""
 BLOCK_NOTE = "# Written by ws; changes inside this block are overwritten."
 
 HOSTS = Path("/etc/hosts")
