@@ -313,6 +313,7 @@ def test_a_second_configuration_is_told_which_state_directory_owns_the_bridge(to
     assert "subnet 192.168.83.0/24 overlaps 192.168.83.1/24 on interface sandbox-br" in result.stderr
     assert f"state directory {first_state}" in result.stderr
     assert sh("ip", "-n", topo.host, "link", "show", "wst-other-br", check=False).returncode != 0
+    assert not (second_state / "network").exists(), "refused before anything was made"
 
     topo.ws("down")
     assert second_ws("up").returncode == 0, "once the first configuration is down the bridge is free"

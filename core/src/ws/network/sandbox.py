@@ -112,10 +112,10 @@ def ensure_up(
     if not changes and is_up(network, state_dir):
         log.debug("network already up", bridge=network.bridge)
         return UpResult(())
+    bridge_changes = bridge.ensure(network.bridge, _interface(network), state_dir)  # may refuse: nothing made yet
+    changes += bridge_changes
     directory = network_dir(network, state_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    bridge_changes = bridge.ensure(network.bridge, _interface(network), state_dir)
-    changes += bridge_changes
     if not bridge.forwarding_enabled():
         (directory / FORWARDING_MARK).write_text("ws turned IPv4 forwarding on; `ws network down` turns it off\n")
         bridge.set_forwarding(True)
