@@ -40,8 +40,9 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-REGISTRATION = {"ws_workspace_types", "ws_networks", "ws_config_sections"}
-"""Asked of every plugin while the plugin manager loads, so in every run."""
+REGISTRATION = {"ws_workspace_types", "ws_networks", "ws_config_sections", "ws_network_define"}
+"""Asked of every plugin while the plugin manager loads, and of a network's owner whenever the
+configuration is read (the example network is used by ``demo``), so in every run."""
 
 
 class Ws:
@@ -76,7 +77,8 @@ def test_example_plugin_implements_every_hook(ws) -> None:
     example = next(info for info in listing["plugins"] if info["name"] == "example")
     specs = sorted(name for name in vars(hookspecs) if name.startswith("ws_"))
     assert example["hooks"] == specs
-    assert (example["types"], example["networks"], example["sections"]) == (["example"], ["example"], ["example"])
+    assert (example["types"], example["networks"]) == (["example"], ["example"])
+    assert example["sections"] == ["example", "example-net"], "the type's options section and the network's"
     assert listing["failed"] == []
 
 
@@ -88,12 +90,22 @@ def test_lifecycle_through_the_cli(ws: Ws, tmp_path: Path, capfd: pytest.Capture
 
     [created] = json.loads(ws("up", "demo", "--json").stdout)
     assert ws.hooks >= REGISTRATION
-    assert ws.hooks - REGISTRATION == {"ws_status", "ws_network_attach", "ws_create", "ws_provision_files", "ws_start"}
+    assert ws.hooks - REGISTRATION == {
+        "ws_network_up",
+        "ws_network_attach",
+        "ws_provision_files",
+        "ws_status",
+        "ws_create",
+        "ws_start",
+        "ws_workspace_started",
+    }
     assert (created["action"], created["state"]) == ("created", "running")
-    assert 130 <= int(created["ip"].rsplit(".", 1)[1]) <= 169
+    assert created["ip"].startswith("10.77.0.") and 10 <= int(created["ip"].rsplit(".", 1)[1]) <= 49, (
+        "addresses come from the example network's own subnet and range"
+    )
     assert (instance / "rootfs" / "etc" / "ws-example" / "greeting").read_text() == "hi, demo\n"
     assert json.loads(ws("up", "demo", "--json").stdout)[0]["action"] == "unchanged"
-    assert ws.hooks - REGISTRATION == {"ws_status"}
+    assert ws.hooks - REGISTRATION == {"ws_network_up", "ws_network_attach", "ws_provision_files", "ws_status"}
 
     status = json.loads(ws("status", "demo", "--json").stdout)
     assert status["state"] == "running" and status["started_at"] > 0
@@ -106,7 +118,12 @@ def test_lifecycle_through_the_cli(ws: Ws, tmp_path: Path, capfd: pytest.Capture
 
     events = ws("logs", "demo").stdout
     assert ws.hooks - REGISTRATION == {"ws_logs"}
-    assert [line.split(" ", 1)[1].split(" ")[0] for line in events.splitlines()] == ["created", "started", "exec"]
+    assert [line.split(" ", 1)[1].split(" ")[0] for line in events.splitlines()] == [
+        "created",
+        "started",
+        "event:",
+        "exec",
+    ]
     assert "exec sh exited with 7" in events
 
     assert ws("example-info").stdout.splitlines() == ["hi", "workspace-demo: running"]
@@ -116,12 +133,13 @@ def test_lifecycle_through_the_cli(ws: Ws, tmp_path: Path, capfd: pytest.Capture
     assert checks["example instances"]["status"] == "ok"
 
     assert json.loads(ws("down", "demo", "--json").stdout)[0]["state"] == "stopped"
-    assert ws.hooks - REGISTRATION == {"ws_stop", "ws_status"}
+    assert ws.hooks - REGISTRATION == {"ws_workspace_stopping", "ws_stop", "ws_network_detach", "ws_status"}
+    assert ws("logs", "demo").stdout.splitlines()[-3:][0].endswith("event: stopping")
     refused = ws("exec", "demo", "--", "true", code=1)
     assert "workspace demo is not running; run ws up demo" in refused.stderr
 
     ws("destroy", "demo", "--purge", "--yes")
-    assert ws.hooks - REGISTRATION == {"ws_destroy"}
+    assert ws.hooks - REGISTRATION == {"ws_workspace_stopping", "ws_destroy", "ws_network_detach"}
     assert not instance.exists() and not work.exists()
     assert json.loads(ws("status", "demo", "--json").stdout)["state"] == "absent"
 
@@ -132,13 +150,41 @@ def test_provisioning_contribution_reaches_the_bundle(ws) -> None:
     assert greeting["content"] == "hi, sand\n"
 
 
-def test_renew_tunnel_contribution(config: Path, example_plugin: ModuleType) -> None:
+def test_network_maintenance_is_dispatched_to_the_owner(config: Path, example_plugin: ModuleType) -> None:
+    """ws_network_maintain (the VPN's renewal) reaches the network's owner with a typed result."""
     ctx = load_context(config, PluginManager(environ=ONLY_IN_PROCESS).load(extra=[("example", example_plugin)]))
-    [first] = ctx.plugins.call_all("ws_renew_tunnel", ctx=ctx, force=False)
-    [again] = ctx.plugins.call_all("ws_renew_tunnel", ctx=ctx, force=False)
-    [forced] = ctx.plugins.call_all("ws_renew_tunnel", ctx=ctx, force=True)
-    assert (first["renewed"], again["renewed"], forced["renewed"]) == (True, False, True)
-    assert first["session"] == again["session"] != forced["session"]
+    first, again, forced = (ctx.network("example").maintain(force) for force in (False, False, True))
+    assert (first.action, again.action, forced.action) == ("renewed", "unchanged", "renewed")
+    assert first.detail == again.detail != forced.detail
+
+
+def test_network_lifecycle_by_name(ws: Ws) -> None:
+    """ws_network_up, ws_network_status and ws_network_down dispatched by name; status reads the real state."""
+    assert json.loads(ws("network", "status", "example", "--json", code=1).stdout)[0]["up"] is False
+    [up] = json.loads(ws("network", "up", "example", "--json").stdout)
+    assert ws.hooks - REGISTRATION == {"ws_network_up"} and up["changed"]
+    assert json.loads(ws("network", "up", "example", "--json").stdout)[0]["changed"] is False
+    [status] = json.loads(ws("network", "status", "example", "--json").stdout)
+    assert ws.hooks - REGISTRATION == {"ws_network_status"} and status["up"] and status["detail"] == "10.77.0.0/24"
+    [down] = json.loads(ws("network", "down", "example", "--json").stdout)
+    assert ws.hooks - REGISTRATION == {"ws_network_down"} and down["changed"]
+
+
+def test_the_instance_netns_hook_reaches_the_backend(ws: Ws, config: Path, example_plugin: ModuleType) -> None:
+    """ws_instance_netns: where a running instance's network namespace is, for network plugins."""
+    ws("up", "demo")
+    ctx = load_context(config, PluginManager(environ=ONLY_IN_PROCESS).load(extra=[("example", example_plugin)]))
+    assert ctx.backend(ctx.workspace("demo")).netns().path == "/proc/1/ns/net"
+    ws("down", "demo")
+    assert ctx.backend(ctx.workspace("demo")).netns() is None
+
+
+def test_backend_options_are_validated_with_the_configuration(ws: Ws, config: Path) -> None:
+    """A bad ``[workspaces.NAME.example]`` key is a configuration error with its key path (exit 2)."""
+    config.write_text(config.read_text() + "\n[workspaces.demo.example]\ngreeting = 3\ncolour = 'red'\n")
+    result = ws("config", "check", code=2)
+    assert "workspaces.demo.example.greeting: wrong type" in result.output
+    assert "workspaces.demo.example.colour: unknown key" in result.output
 
 
 def test_importing_the_plugin_stays_light(example_plugin: ModuleType) -> None:

@@ -87,7 +87,7 @@ def test_network_up_and_down_on_a_real_systemd_host(fresh_vm) -> None:
     forwarding_before = vm.succeed("cat /proc/sys/net/ipv4/ip_forward").strip()
     hosts_before = vm.succeed("cat /etc/hosts")
 
-    up = json.loads(ws(vm, "network", "up", "--json"))
+    [up] = json.loads(ws(vm, "network", "up", "--json"))
     assert up["changed"] and any("created bridge" in change for change in up["changes"])
     vm.succeed("ip link set wst-cl0 master sandbox-br up")
 
@@ -96,12 +96,13 @@ def test_network_up_and_down_on_a_real_systemd_host(fresh_vm) -> None:
     assert client(vm, "tcp", HOST_ADDR, "8080") == "BLOCKED"  # the host's own services
     assert client(vm, "dns", HOST_ADDR, NAME, "udp") == NAME_ADDR  # names through the forwarder
     assert client(vm, "dns", HOST_ADDR, NAME, "tcp") == NAME_ADDR
-    status = json.loads(ws(vm, "network", "status", "--json"))
-    assert status["up"] is True and status["firewall"]["current"] and status["dns"]["running"]
+    [sandbox] = json.loads(ws(vm, "network", "status", "--json"))
+    status = sandbox["extra"]
+    assert sandbox["up"] is True and status["up"] is True and status["firewall"]["current"] and status["dns"]["running"]
     assert status["upstream"]["interface"] == "wst-up0"
-    assert json.loads(ws(vm, "network", "up", "--json"))["changes"] == []
+    assert json.loads(ws(vm, "network", "up", "--json"))[0]["changes"] == []
 
-    down = json.loads(ws(vm, "network", "down", "--json"))
+    [down] = json.loads(ws(vm, "network", "down", "--json"))
     assert any("deleted bridge" in change for change in down["changes"])
     vm.fail("ip link show sandbox-br")
     assert "ws-sandbox-br" not in vm.succeed("nft list tables")

@@ -1,8 +1,4 @@
-"""Core's own plugin: the ``sandbox`` network and core's host checks.
-
-It goes through the same hooks as any third-party plugin, so backends reach the sandbox network exactly
-as they would reach a network another plugin owns.
-"""
+"""Core's own plugin for core's host checks (``ws doctor``); the sandbox network is :mod:`ws.sandbox.plugin`."""
 
 from __future__ import annotations
 
@@ -13,47 +9,7 @@ from typing import TYPE_CHECKING
 from ws import hookimpl
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from ws.context import Context
-    from ws.types import DoctorCheck, NetworkAttachment, Workspace
-
-SANDBOX = "sandbox"
-
-
-@hookimpl
-def ws_networks() -> list[str]:
-    return [SANDBOX]
-
-
-@hookimpl
-def ws_network_attach(workspace: Workspace, ctx: Context) -> NetworkAttachment:
-    """Bring the sandbox network up if it is not (a cheap no-op when it is), so ``ws up`` alone suffices."""
-    from ws.network import sandbox
-
-    ensure_sandbox(ctx)
-    return sandbox.attachment(ctx.config.core.network)
-
-
-def ensure_sandbox(ctx: Context) -> list[str]:
-    """Create or repair the sandbox network and the host files naming the workspaces; return the changes.
-
-    Shared by ``ws network up`` and every ``ws up`` on the sandbox network.
-    """
-    from ws.network import hostfiles, sandbox
-
-    network = ctx.config.core.network
-    with ctx.lock("network", network.bridge):
-        unmanaged = {f"{wtype.interface_prefix}*" for wtype in ctx.plugins.types.values()}
-        changes = sandbox.ensure_up(network, ctx.state.root, ctx.log, unmanaged=unmanaged).changes
-        entries = hostfiles.entries_for(ctx.config.workspaces.values())
-        owner = str(ctx.state.root)
-        return [*changes, *hostfiles.sync_host_files(entries, owner, known_hosts=known_hosts_file(ctx))]
-
-
-def known_hosts_file(ctx: Context) -> Path:
-    """ws's own known_hosts with every workspace's host key, used by ``ws ssh``."""
-    return ctx.state.root / "ssh" / "known_hosts"
+    from ws.api import Context, DoctorCheck
 
 
 @hookimpl
@@ -65,24 +21,19 @@ def ws_doctor_checks(ctx: Context) -> list[DoctorCheck]:
         DoctorCheck("configuration", CheckStatus.OK, ctx.config.source),
         _state_dir_check(ctx),
     ]
-    if not ctx.plugins.types:
-        checks.append(
-            DoctorCheck(
-                "backends",
-                CheckStatus.FAIL,
-                "no backend plugin is installed",
-                "install one, e.g. pip install ws-plugin-incus",
-            )
-        )
+    if not ctx.registry.types:
+        from ws.hints import no_backend_hint
+
+        checks.append(DoctorCheck("backends", CheckStatus.FAIL, "no backend plugin is installed", no_backend_hint()))
     else:
         checks.append(
-            DoctorCheck("backends", CheckStatus.OK, ", ".join(sorted({t.name for t in ctx.plugins.types.values()})))
+            DoctorCheck("backends", CheckStatus.OK, ", ".join(sorted({t.name for t in ctx.registry.types.values()})))
         )
     checks += [
         DoctorCheck(
             f"plugin {failed.name}", CheckStatus.FAIL, failed.error or "", f"fix or uninstall {failed.distribution}"
         )
-        for failed in ctx.plugins.failed
+        for failed in ctx.registry.failed
     ]
     return checks
 

@@ -1,4 +1,8 @@
-"""The Context handed to commands and hooks: configuration, plugins, state and locks in one place."""
+"""The Context handed to commands and hooks: configuration, plugins, state, locks and progress in one place.
+
+It implements the :class:`ws.api.Context` protocol plugins program against, and hands core the typed
+calls into plugins (:mod:`ws.plugins.dispatch`).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from ws import locking
 from ws.config import Config, load_config
-from ws.errors import UsageError
+from ws.errors import ConfigError, ConfigProblem, UsageError, WsError
 from ws.log import get_logger
-from ws.plugins import PluginManager
-from ws.types import NetworkAttachment, ProvisionFile, Workspace
+from ws.plugins import PluginManager, Registry
+from ws.plugins.dispatch import AllPlugins, Backend, NetworkOwner, define_network
+from ws.types import Network, NetworkAttachment, Workspace
 
 if TYPE_CHECKING:
     from ws.provision import Bundle, LoginUser
@@ -28,13 +33,23 @@ class StateDir:
     root: Path
 
 
+def _silent(_message: str) -> None:
+    return None
+
+
 @dataclass
 class Context:
     config: Config
     plugins: PluginManager
     state: StateDir
     log: Any
+    report_progress: Callable[[str], None] = field(default=_silent, repr=False)
+    """Where :meth:`progress` messages go (the CLI prints them on stderr)."""
     _deferred: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @property
+    def registry(self) -> Registry:
+        return self.plugins.registry
 
     def workspace(self, name: str) -> Workspace:
         """The resolved workspace ``name`` or a usage error listing the configured ones."""
@@ -44,13 +59,43 @@ class Context:
             known = ", ".join(sorted(self.config.workspaces)) or "none"
             raise UsageError(f"no workspace {name!r} in {self.config.source} (configured: {known})") from None
 
+    def progress(self, message: str) -> None:
+        """One line for the user about a long operation (backends never print themselves)."""
+        self.report_progress(message)
+
     def lock(self, kind: str, name: str, timeout: float = locking.DEFAULT_TIMEOUT) -> AbstractContextManager[None]:
-        """Exclusive flock of one resource (``workspace``, ``image``, ``network``, ``backend``)."""
+        """Exclusive flock of one resource (``workspace``, ``network``, ``image``, ...).
+
+        Lock order, so two ws processes can never deadlock: a workspace lock first, then network locks, then
+        the leases and image locks; nothing takes a workspace lock while holding a network lock.
+        """
         return locking.lock(self.state.root, kind, name, timeout=timeout)
 
-    def backend(self, hook: str, workspace: Workspace, **kwargs: Any) -> Any:
-        """Call a backend hook on the one plugin providing ``workspace.type``."""
-        return self.plugins.call_backend(hook, workspace.type, workspace=workspace, ctx=self, **kwargs)
+    def backend(self, workspace: Workspace) -> Backend:
+        """The backend hooks of ``workspace``, called on the one plugin providing its type."""
+        return Backend(self.registry, workspace, self)
+
+    def network(self, name: str) -> NetworkOwner:
+        """The hooks of network ``name``, called on the one plugin owning it."""
+        return NetworkOwner(self.registry, self.network_record(name), self)
+
+    def network_record(self, name: str) -> Network:
+        """The network as its owner defines it: from the configuration, or defined now for a network no
+        workspace uses (``ws network up vpn`` before any service workspace exists)."""
+        if name in self.config.networks:
+            return self.config.networks[name]
+        try:
+            return define_network(self.registry, name, self.config.core, self.config.sections)
+        except (ValueError, WsError) as exc:
+            if isinstance(exc, WsError) and exc.exit_code == 3:
+                raise
+            problem = ConfigProblem("", f"network {name!r} cannot be defined: {exc}")
+            raise ConfigError(self.config.source, [problem]) from None
+
+    @property
+    def all_plugins(self) -> AllPlugins:
+        """Event and contribution hooks, called on every plugin."""
+        return AllPlugins(self.registry, self)
 
     def defer(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the command has finished its work (every workspace it brings up is up):
@@ -67,10 +112,6 @@ class Context:
             except Exception as exc:  # noqa: BLE001 - optional work must not fail the finished command
                 self.log.warning("deferred work failed", error=str(exc))
 
-    def attach_network(self, workspace: Workspace) -> NetworkAttachment:
-        """Ask the plugin owning the workspace's network to bring it up and say where to plug in."""
-        return self.plugins.call_network("ws_network_attach", workspace.network, workspace=workspace, ctx=self)
-
     @functools.cached_property
     def login_user(self) -> LoginUser:
         """The guest login user (``[user]``, else the sudo caller), resolved once per command."""
@@ -83,15 +124,11 @@ class Context:
         ``ws_provision_files``. Computing it has no side effects; backends deliver it before first boot."""
         from ws.provision import build_bundle
 
-        extra: list[ProvisionFile] = []
-        for contribution in self.plugins.call_all(
-            "ws_provision_files", workspace=workspace, attachment=attachment, ctx=self
-        ):
-            extra.extend(contribution or ())
+        extra = self.all_plugins.provision_files(workspace, attachment)
         return build_bundle(workspace, attachment, self.config.core, self.login_user, extra)
 
 
 def load_context(config_path: Path | None, plugins: PluginManager, environ: dict[str, str] | None = None) -> Context:
     """Load the configuration (validated with the help of the loaded plugins) into a Context."""
-    config = load_config(config_path, plugins, os.environ if environ is None else environ)
+    config = load_config(config_path, plugins.registry, os.environ if environ is None else environ)
     return Context(config=config, plugins=plugins, state=StateDir(config.core.state_dir), log=get_logger())

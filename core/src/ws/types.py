@@ -7,8 +7,9 @@ import them inside their hooks or under ``TYPE_CHECKING``. The validated configu
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,9 +19,9 @@ if TYPE_CHECKING:
 class WorkspaceType:
     """A workspace type a backend plugin provides (returned from ``ws_workspace_types``).
 
-    ``ip_range`` is the (first, last) host number inside a /24 sandbox subnet used to auto-assign
-    addresses; ``mac_seed`` is the prefix of the string hashed into the deterministic MAC
-    (``"vm"`` gives ``mac("vm-NAME")``); ``interface_prefix`` names the host-side interface
+    ``ip_range`` is the (first, last) host number used to auto-assign addresses on networks that do not
+    set a range for the type (:attr:`Network.ranges`); ``mac_seed`` is the prefix of the string hashed
+    into the deterministic MAC (``"vm"`` gives ``mac("vm-NAME")``); ``interface_prefix`` names the host-side interface
     (``"vm-"`` gives ``vm-NAME``), which bounds the workspace name to 15 bytes in total.
     """
 
@@ -35,6 +36,78 @@ class WorkspaceType:
     """The backend's ``ws_create`` replaces an existing instance itself (ephemeral backends), so ``ws up``
     does not call ``ws_stop`` first and the backend may overlap removing the old instance with making the
     new one."""
+    options_model: str | None = None
+    """``"module:Class"`` of a pydantic model for the backend's options: core validates ``[<type>]`` and
+    each ``[workspaces.NAME.<type>]`` (merged over it) with the configuration and hands the result to the
+    backend as :attr:`Workspace.options`. ``None``: the type takes no options."""
+    image_format: str = "rootfs"
+    """What core prepares from ws's own images before ``ws_create``: ``"rootfs"`` (the root file system
+    tarball), ``"kernel"`` (that plus a kernel and initrd, for VMs) or ``"none"`` (the backend uses no
+    image; ``image`` is passed through as a reference)."""
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network as its owning plugin defines it from the configuration (``ws_network_define``).
+
+    Core assigns and checks workspace addresses inside ``subnet``: ``ranges`` gives the (first, last) host
+    numbers per workspace type (a type without an entry uses its own ``ip_range``); the network and
+    broadcast addresses, ``host_address``, ``gateway`` and ``reserved`` are never given to a workspace.
+    """
+
+    name: str
+    bridge: str
+    subnet: str
+    host_address: str
+    """The host's own address on the bridge."""
+    gateway: str
+    """The guests' default gateway (the host, or a VPN endpoint)."""
+    dns: tuple[str, ...]
+    ranges: Mapping[str, tuple[int, int]] = field(default_factory=dict, hash=False)
+    reserved: tuple[str, ...] = ()
+    masquerade: bool = True
+    """Whether the host NATs the network's traffic to its upstream (the VPN network does not)."""
+    mtu: int = 1500
+    requires: tuple[str, ...] = ()
+    """Networks that must be up before this one (brought up first, in order)."""
+    up_before_workspaces: bool = True
+    """Core brings the network up before it starts any workspace on it."""
+
+    @property
+    def prefixlen(self) -> int:
+        return int(self.subnet.rsplit("/", 1)[1])
+
+    def attachment(self) -> NetworkAttachment:
+        """Where a workspace plugs in when the network has one bridge for all of them."""
+        return NetworkAttachment(self.name, self.bridge, self.gateway, self.dns, self.prefixlen, self.mtu)
+
+
+@dataclass(frozen=True)
+class NetworkStatus:
+    """Answer of ``ws_network_status``: the real state, read from the kernel (never a cache)."""
+
+    up: bool
+    detail: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MaintenanceResult:
+    """Answer of ``ws_network_maintain``: what a network's periodic upkeep (a VPN renewal) did."""
+
+    action: str
+    """``unchanged``, ``renewed``, ``reconnected`` or ``failed``."""
+    detail: str = ""
+    next_due: float | None = None
+    """When upkeep is due next (epoch seconds), if the network has a schedule."""
+
+
+@dataclass(frozen=True)
+class NetnsRef:
+    """Where a running instance's network namespace is: a process in it, or a bind-mounted netns path."""
+
+    pid: int | None = None
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,8 +153,9 @@ class Workspace:
     host_key: str | None
     mounts: tuple[Mount, ...]
     paths: WorkspacePaths
-    options: dict = field(default_factory=dict, compare=False, hash=False)
-    """Backend-specific keys from ``[workspaces.NAME.<type>]``, unvalidated by core."""
+    options: Any = field(default=None, compare=False, hash=False)
+    """The backend's validated options (an instance of the type's ``options_model``: ``[<type>]`` with
+    ``[workspaces.NAME.<type>]`` merged over it), or None for types without options."""
 
 
 @dataclass(frozen=True)

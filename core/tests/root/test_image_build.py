@@ -79,16 +79,6 @@ def test_kernel_and_initrd_for_microvms(built_image, members):
     assert not any("/kernel/drivers/gpu/" in name for name in modules), "hardware a microVM lacks is excluded"
 
 
-def test_incus_metadata(built_image):
-    with tarfile.open(built_image.incus_metadata_tar) as tar:
-        assert tar.getnames() == ["metadata.yaml"]
-        lines = tar.extractfile("metadata.yaml").read().decode().splitlines()
-    fields = dict(line.split(": ", 1) for line in lines if not line.startswith(" ") and ": " in line)
-    assert json.loads(fields["architecture"]) == "x86_64"
-    assert abs(int(fields["creation_date"]) - time.time()) < 365 * 86400
-    assert "properties:" in lines and f'  ws.hash: "{built_image.hash}"' in lines
-
-
 def test_manifest_checksum_matches(built_image):
     import hashlib
 

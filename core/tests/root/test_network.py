@@ -66,7 +66,9 @@ class Topology:
         return self.exec("h", *argv, check=check)
 
     def ws_json(self, *args: str) -> dict:
-        return json.loads(self.ws(*args, "--json").stdout)
+        """The sandbox's entry of ``ws network ... --json`` (one per network; status details in ``extra``)."""
+        [sandbox] = json.loads(self.ws(*args, "--json", check=args[0] != "status").stdout)
+        return sandbox.get("extra", sandbox)
 
     def start(self, role: str, *argv: str) -> subprocess.Popen:
         proc = subprocess.Popen(
@@ -248,7 +250,7 @@ def test_up_is_a_no_op_when_up_and_converges_after_a_crash(topo: Topology) -> No
     topo.ws("up")
     topo.plug_client()
     again, noop = timed(topo.ws_json, "up")
-    assert again == {"bridge": BRIDGE, "changes": [], "changed": False}
+    assert again == {"network": "sandbox", "bridge": BRIDGE, "changes": [], "changed": False}
 
     topo.nft("delete", "table", "inet", "ws-sandbox-br")
     assert topo.ws_json("up")["changes"] == ["applied nftables table inet ws-sandbox-br (masquerade out of up0)"]

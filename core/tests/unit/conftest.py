@@ -63,7 +63,7 @@ def resolve_text(plugins, tmp_path: Path, state_dir: Path) -> Callable[[str], ob
     def run(text: str, source: str = "test.toml"):
         data = tomllib.loads(textwrap.dedent(text))
         data.setdefault("state_dir", str(state_dir))
-        return resolve(source, data, plugins)
+        return resolve(source, data, plugins.registry)
 
     return run
 

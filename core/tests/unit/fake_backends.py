@@ -22,15 +22,47 @@ from typing import TYPE_CHECKING
 
 import ws
 from ws.errors import WsError
-from ws.types import NetworkAttachment, State, WorkspaceStatus, WorkspaceType
+from ws.types import Network, NetworkAttachment, State, WorkspaceStatus, WorkspaceType
 
 if TYPE_CHECKING:
+    from ws.api import CreateRequest, Workspace
     from ws.context import Context
-    from ws.types import Workspace
 
-MICROVM = WorkspaceType(name="microvm", mac_seed="vm", interface_prefix="vm-", ip_range=(10, 49), uses_cid=True)
-NSPAWN = WorkspaceType(name="nspawn", interface_prefix="ve-", ip_range=(50, 89))
-INCUS = WorkspaceType(name="incus", mac_seed="incus", ip_range=(90, 129), interface_prefix="wsi-")
+try:  # imported by core's options check as "fake_backends:FakeOptions" (pydantic only in tests)
+    from pydantic import BaseModel, ConfigDict
+
+    class FakeOptions(BaseModel):
+        """Any backend option is accepted, as a first-party backend's model would check its own."""
+
+        model_config = ConfigDict(extra="allow", frozen=True)
+
+except ImportError:  # pragma: no cover - pydantic is a dependency of ws
+    pass
+
+OPTIONS = "fake_backends:FakeOptions"
+NO_IMAGE = "none"
+"""The fake instances are files: core must not build ws's image for them."""
+MICROVM = WorkspaceType(
+    name="microvm",
+    aliases=("vm",),
+    mac_seed="vm",
+    interface_prefix="vm-",
+    ip_range=(10, 49),
+    uses_cid=True,
+    image_format=NO_IMAGE,
+    options_model=OPTIONS,
+)
+NSPAWN = WorkspaceType(
+    name="nspawn", aliases=("container",), interface_prefix="ve-", ip_range=(50, 89), image_format=NO_IMAGE
+)
+INCUS = WorkspaceType(
+    name="incus",
+    mac_seed="incus",
+    ip_range=(90, 129),
+    interface_prefix="wsi-",
+    image_format=NO_IMAGE,
+    options_model=OPTIONS,
+)
 TYPES = (MICROVM, NSPAWN, INCUS)
 NETWORK = "fakenet"
 """A network this plugin owns, so ``ws up`` tests need no bridge (core's ``sandbox`` is a real one)."""
@@ -49,9 +81,26 @@ def ws_networks() -> list[str]:
 
 
 @ws.hookimpl
-def ws_network_attach(workspace: Workspace, ctx: Context) -> NetworkAttachment:
+def ws_network_define(name: str, core, sections) -> Network:
+    """The same subnet as the sandbox's, so address tests read the same on either network."""
+    gateway = str(core.network.gateway)
+    return Network(name, "fake-br", str(core.network.subnet), gateway, gateway, ())
+
+
+@ws.hookimpl
+def ws_network_up(network: Network, ctx: Context) -> list[str]:
+    return []
+
+
+@ws.hookimpl
+def ws_network_attach(network: Network, workspace: Workspace, ctx: Context) -> NetworkAttachment:
     _record(ctx, "network_attach", workspace)
-    return NetworkAttachment(network=NETWORK, bridge="fake-br", gateway="192.168.83.1", dns=(), prefixlen=24)
+    return network.attachment()
+
+
+@ws.hookimpl
+def ws_network_describe(network: Network, workspace: Workspace, ctx: Context) -> NetworkAttachment:
+    return network.attachment()
 
 
 @ws.hookimpl
@@ -65,14 +114,15 @@ def ws_status(workspace: Workspace, ctx: Context) -> WorkspaceStatus:
 
 
 @ws.hookimpl
-def ws_create(workspace: Workspace, attachment: NetworkAttachment, ctx: Context) -> None:
+def ws_create(workspace: Workspace, request: CreateRequest, ctx: Context) -> None:
     _record(ctx, "create", workspace)
-    ctx.log.info("fake instance created", workspace=workspace.name, bridge=attachment.bridge, token=LOGGED_SECRET)
+    bridge = request.attachment.bridge
+    ctx.log.info("fake instance created", workspace=workspace.name, bridge=bridge, token=LOGGED_SECRET)
     _state_file(ctx, workspace).write_text(State.STOPPED.value)
 
 
 @ws.hookimpl
-def ws_start(workspace: Workspace, ctx: Context) -> None:
+def ws_start(workspace: Workspace, handle: object, ctx: Context) -> None:
     _record(ctx, "start", workspace, "begin")
     time.sleep(float(os.environ.get("WS_FAKE_START_DELAY", "0")))
     _state_file(ctx, workspace).write_text(State.RUNNING.value)

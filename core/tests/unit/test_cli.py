@@ -150,12 +150,12 @@ def test_doctor_with_a_backend(cli_invoke, three) -> None:
 def test_up_calls_the_hooks_in_order_then_is_idempotent(cli_invoke, three, state_dir) -> None:
     result = ok(cli_invoke("--config", str(three), "up", "alpha"))
     assert result.stdout.startswith("alpha: created, running 192.168.83.")
-    assert fake_backends.hooks(state_dir, "alpha") == ["status", "network_attach", "create", "start", "status"]
+    assert fake_backends.hooks(state_dir, "alpha") == ["network_attach", "status", "create", "start", "status"]
     assert "alpha: creating the microvm instance" in result.stderr  # progress on stderr
 
     second = ok(cli_invoke("--config", str(three), "up", "alpha"))
     assert second.stdout.startswith("alpha: unchanged, running")
-    assert fake_backends.hooks(state_dir, "alpha")[5:] == ["status"]  # nothing re-created
+    assert fake_backends.hooks(state_dir, "alpha")[5:] == ["network_attach", "status"]  # nothing re-created
 
 
 def test_up_records_the_lease_and_creates_the_folders(cli_invoke, three, state_dir) -> None:
@@ -170,11 +170,11 @@ def test_changed_configuration_recreates(cli_invoke, three, state_dir, write_con
     ok(cli_invoke("--config", str(three), "up", "gamma"))
     changed = write_config(THREE + 'memory = "2G"\n')
     result = ok(cli_invoke("--config", str(changed), "up", "gamma"))
-    assert result.stdout.startswith("gamma: recreated, running")
+    assert result.stdout.startswith("gamma: recreated (workspace changed), running")
     assert fake_backends.hooks(state_dir, "gamma")[5:] == [
+        "network_attach",
         "status",
         "stop",
-        "network_attach",
         "create",
         "start",
         "status",
@@ -225,8 +225,8 @@ def test_deferred_work_runs_once_every_workspace_is_up(cli_invoke, three, state_
     start = fake_backends.ws_start
 
     @ws.hookimpl
-    def deferring_start(workspace, ctx) -> None:
-        start(workspace, ctx)
+    def deferring_start(workspace, handle, ctx) -> None:
+        start(workspace, handle, ctx)
         ctx.defer(lambda: fake_backends._record(ctx, "deferred", workspace))
 
     monkeypatch.setattr(fake_backends, "ws_start", deferring_start)

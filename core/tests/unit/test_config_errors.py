@@ -115,7 +115,7 @@ def test_type_that_no_plugin_provides_says_what_to_install(tmp_path) -> None:
     core_only = PluginManager(environ=CORE_ALONE).load()
     data = {"state_dir": str(tmp_path), "workspaces": {n: {"type": t} for n, t in [("a", "incus"), ("b", "vm")]}}
     with pytest.raises(ConfigError) as caught:
-        resolve("ws.toml", data, core_only)
+        resolve("ws.toml", data, core_only.registry)
     messages = {p.location: p.message for p in caught.value.problems}
     assert "install ws-plugin-incus" in messages["workspaces.a.type"]
     assert "install ws-plugin-microvm" in messages["workspaces.b.type"]
@@ -152,7 +152,7 @@ def test_missing_plugin_plus_another_error_is_status_2(tmp_path) -> None:
     core_only = PluginManager(environ=CORE_ALONE).load()
     data = {"state_dir": str(tmp_path), "workspaces": {"a": {"type": "incus"}, "b": {"type": "incus", "cpus": 0}}}
     with pytest.raises(ConfigError) as caught:
-        resolve("ws.toml", data, core_only)
+        resolve("ws.toml", data, core_only.registry)
     assert {p.location for p in caught.value.problems} == {
         "workspaces.a.type",
         "workspaces.b.type",

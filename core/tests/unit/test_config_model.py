@@ -37,10 +37,10 @@ def test_source_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_load_config_reads_the_chosen_file(write_config, plugins) -> None:
     path = write_config('[workspaces.dev]\ntype = "incus"\n')
-    config = loader.load_config(path, plugins, environ={})
+    config = loader.load_config(path, plugins.registry, environ={})
     assert config.source == str(path)
     assert list(config.workspaces) == ["dev"]
-    config = loader.load_config(None, plugins, environ={"WS_CONFIG": str(path)})
+    config = loader.load_config(None, plugins.registry, environ={"WS_CONFIG": str(path)})
     assert config.source == str(path)
 
 
@@ -48,7 +48,7 @@ def test_embedded_default_has_one_demo_of_the_first_installed_backend(
     plugins, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(loader, "SYSTEM_CONFIG", tmp_path / "missing.toml")
-    config = loader.load_config(None, plugins, environ={})
+    config = loader.load_config(None, plugins.registry, environ={})
     assert config.source == loader.EMBEDDED_SOURCE
     assert list(config.workspaces) == ["demo"]
     assert config.workspaces["demo"].type == "incus"  # first-party preference: incus, nspawn, microvm
@@ -57,12 +57,12 @@ def test_embedded_default_has_one_demo_of_the_first_installed_backend(
 def test_embedded_default_uses_whatever_backend_is_installed(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setattr(loader, "SYSTEM_CONFIG", tmp_path / "missing.toml")
     manager = PluginManager(environ=CORE_ALONE).load([("nspawn-only", _TypesPlugin([fake_backends.NSPAWN]))])
-    assert loader.load_config(None, manager, environ={}).workspaces["demo"].type == "nspawn"
+    assert loader.load_config(None, manager.registry, environ={}).workspaces["demo"].type == "nspawn"
 
 
 def test_embedded_default_without_backends_has_no_workspaces(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setattr(loader, "SYSTEM_CONFIG", tmp_path / "missing.toml")
-    config = loader.load_config(None, PluginManager(environ=CORE_ALONE).load(), environ={})
+    config = loader.load_config(None, PluginManager(environ=CORE_ALONE).load().registry, environ={})
     assert config.source == loader.EMBEDDED_SOURCE and config.workspaces == {}
 
 
@@ -160,7 +160,7 @@ def test_every_key_set(resolve_text, tmp_path) -> None:
     assert (dev.cpus, dev.memory_mib, dev.cid, dev.network) == (4, 6144, 4242, "sandbox")
     assert dev.host_key.startswith("ssh-ed25519 ")
     assert [(m.host_path, m.guest_path, m.read_only) for m in dev.mounts] == [(tmp_path, "/src", True)]
-    assert dev.options == {"hypervisor": "qemu"}
+    assert dev.options.model_dump() == {"hypervisor": "qemu"}
 
 
 @pytest.mark.parametrize(("alias", "name"), [("vm", "microvm"), ("container", "nspawn"), ("incus", "incus")])

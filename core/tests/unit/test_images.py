@@ -26,7 +26,6 @@ from ws.images import (
     remove_image,
 )
 from ws.images.build import mmdebstrap_command, run_with_progress
-from ws.images.incus import metadata_yaml
 from ws.images.progress import ProgressDisplay, condense
 from ws.images.recipe import Recipe
 from ws.images.sources import image_sources
@@ -154,20 +153,10 @@ def test_manifest_describes_the_build(state_dir):
     assert manifest["created"].endswith("Z")
     rootfs_sha = hashlib.sha256(image.rootfs_tar.read_bytes()).hexdigest()
     assert manifest["files"]["rootfs.tar"]["sha256"] == rootfs_sha
-    assert set(manifest["files"]) == {"rootfs.tar", "incus-metadata.tar", "vmlinuz", "initrd.img"}
+    assert set(manifest["files"]) == {"rootfs.tar", "vmlinuz", "initrd.img"}
     assert manifest["size"] == sum(p.stat().st_size for p in image.path.iterdir() if p.name != "manifest.json")
     assert image.kernel.read_bytes() == b"kernel" and image.initrd.read_bytes() == b"initrd"
     assert image.recipe == recipe
-
-
-def test_incus_metadata_tarball(state_dir):
-    image = ensure_image(state_dir, recipe_for(config()), build=FakeBuild())
-    with tarfile.open(image.incus_metadata_tar) as tar:
-        assert tar.getnames() == ["metadata.yaml"]
-        text = tar.extractfile("metadata.yaml").read().decode()
-    assert text == metadata_yaml(image.recipe, int(text.split("creation_date: ")[1].split()[0]))
-    assert 'architecture: "x86_64"' in text.splitlines()[0] or "aarch64" in text
-    assert f'  ws.hash: "{image.hash}"' in text and '  release: "bookworm"' in text
 
 
 def test_list_and_remove(state_dir):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from ws import hookimpl
+from ws import hookimpl, hookspecs
 from ws.cli.common import CliState
 from ws.cli.main import cli
 from ws.errors import PluginLoadError, PluginMissingError, WsError
@@ -92,18 +92,27 @@ def names(infos) -> set[str]:
 
 
 def entry_point_plugins(manager: PluginManager) -> set[str]:
-    return names(manager.loaded) - {"ws.builtin"}
+    return names(manager.registry.loaded) - {"ws.builtin", "ws.sandbox.plugin"}
 
 
 # --- loading ----------------------------------------------------------------------------------------------
 
 
-def test_builtin_plugin_is_registered_explicitly_and_cannot_be_filtered_out() -> None:
-    manager = PluginManager(environ={"WS_PLUGINS": "", "WS_DISABLE_PLUGINS": "ws.builtin,ws"}).load()
-    [builtin] = manager.loaded
-    assert (builtin.name, builtin.distribution, builtin.networks) == ("ws.builtin", "ws-core", ["sandbox"])
-    assert builtin.hooks == ["ws_doctor_checks", "ws_network_attach", "ws_networks"]
-    assert manager.failed == []
+def test_builtin_plugins_are_registered_explicitly_and_cannot_be_filtered_out() -> None:
+    manager = PluginManager(environ={"WS_PLUGINS": "", "WS_DISABLE_PLUGINS": "ws.builtin,ws.sandbox.plugin"}).load()
+    [builtin, sandbox] = manager.registry.loaded
+    assert (builtin.name, builtin.distribution, builtin.hooks) == ("ws.builtin", "ws-core", ["ws_doctor_checks"])
+    assert (sandbox.name, sandbox.distribution, sandbox.networks) == ("ws.sandbox.plugin", "ws-core", ["sandbox"])
+    assert sandbox.hooks == [
+        "ws_network_attach",
+        "ws_network_define",
+        "ws_network_describe",
+        "ws_network_down",
+        "ws_network_status",
+        "ws_network_up",
+        "ws_networks",
+    ], "core's sandbox is a network plugin like any other"
+    assert manager.registry.failed == []
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
@@ -114,11 +123,11 @@ def test_a_broken_plugin_is_reported_and_the_others_keep_working(
     install({"good": ("ws-plugin-good", GOOD), "bad": ("ws-plugin-bad", source)})
     manager = PluginManager().load()
 
-    [failed] = [info for info in manager.failed if info.name == "bad"]
+    [failed] = [info for info in manager.registry.failed if info.name == "bad"]
     assert (failed.distribution, failed.version) == ("ws-plugin-bad", "1.2")
     assert error in failed.error
-    assert {"ws.builtin", "good"} <= names(manager.loaded) and "bad" not in names(manager.loaded)
-    assert manager.workspace_type("good").name == "good"
+    assert {"ws.builtin", "good"} <= names(manager.registry.loaded) and "bad" not in names(manager.registry.loaded)
+    assert manager.registry.workspace_type("good").name == "good"
     warning = capsys.readouterr().err
     assert "warning: plugin 'bad' from distribution 'ws-plugin-bad' failed to load" in warning
     assert error in warning and "ws continues without it" in warning
@@ -151,13 +160,13 @@ def test_entry_points_are_filtered_by_name_or_distribution(
     install({"good": ("ws-plugin-good", GOOD), "other": ("ws-plugin-other", other), "bad": ("ws-plugin-bad", "1/0")})
     manager = PluginManager(environ=environ).load()
     assert entry_point_plugins(manager) & {"good", "other", "bad"} == expected
-    assert "bad" not in names(manager.failed), "a filtered-out plugin must not even be imported"
+    assert "bad" not in names(manager.registry.failed), "a filtered-out plugin must not even be imported"
 
 
 def test_disabled_plugin_is_not_imported_even_when_broken(install: Install) -> None:
     install({"bad": ("ws-plugin-bad", BROKEN["import error"][0])})
     manager = PluginManager(environ={"WS_DISABLE_PLUGINS": "bad", "WS_STRICT_PLUGINS": "1"}).load()
-    assert manager.failed == []
+    assert manager.registry.failed == []
 
 
 # --- registry -------------------------------------------------------------------------------------------------
@@ -197,16 +206,16 @@ def test_each_backend_hook_is_dispatched_to_the_type_owner_alone() -> None:
     alpha, beta = Backend("alpha"), Backend("beta")
     manager = PluginManager(environ={"WS_PLUGINS": ""}).load([("alpha", alpha), ("beta", beta)])
 
-    assert manager.call_backend("ws_status", "alpha", workspace="w1", ctx=None).detail == "alpha"
-    assert manager.call_backend("ws_stop", "beta", workspace="w2", ctx=None) is None
-    assert manager.call_backend("ws_status", "beta", workspace="w3", ctx=None).detail == "beta"
+    assert manager.registry.call_backend(hookspecs.ws_status, "alpha", workspace="w1", ctx=None).detail == "alpha"
+    assert manager.registry.call_backend(hookspecs.ws_stop, "beta", workspace="w2", ctx=None) is None
+    assert manager.registry.call_backend(hookspecs.ws_status, "beta", workspace="w3", ctx=None).detail == "beta"
     assert alpha.calls == ["status w1"]
     assert beta.calls == ["stop w2", "status w3"]
 
 
 def test_contribution_hooks_reach_every_plugin_in_registration_order() -> None:
     manager = PluginManager(environ={"WS_PLUGINS": ""}).load([("alpha", Backend("alpha")), ("beta", Backend("beta"))])
-    results = manager.call_all("ws_provision_files", workspace="w", attachment=None, ctx=None)
+    results = manager.registry.call_all(hookspecs.ws_provision_files, workspace="w", attachment=None, ctx=None)
     assert [files[0].path for files in results] == ["/etc/alpha", "/etc/beta"]
 
 
@@ -218,7 +227,7 @@ def test_a_hook_the_owner_does_not_implement_is_an_error_not_another_plugins_cal
 
     manager = PluginManager(environ={"WS_PLUGINS": ""}).load([("alpha", Backend("alpha")), ("beta", Logs("beta"))])
     with pytest.raises(WsError, match="backend 'alpha' does not implement logs"):
-        manager.call_backend("ws_logs", "alpha", workspace="w", ctx=None, follow=False)
+        manager.registry.call_backend(hookspecs.ws_logs, "alpha", workspace="w", ctx=None, follow=False)
 
 
 @pytest.mark.parametrize(
@@ -226,7 +235,7 @@ def test_a_hook_the_owner_does_not_implement_is_an_error_not_another_plugins_cal
     [
         (Backend("alpha"), "type 'alpha' is already provided by plugin 'first'"),
         (Backend("gamma", aliases=("alpha",)), "type 'alpha' is already provided by plugin 'first'"),
-        (Backend("gamma", network="sandbox"), "network 'sandbox' is already provided by plugin 'ws.builtin'"),
+        (Backend("gamma", network="sandbox"), "network 'sandbox' is already provided by plugin 'ws.sandbox.plugin'"),
     ],
 )
 def test_a_second_claim_fails_that_plugin_and_the_first_owner_keeps_working(
@@ -235,23 +244,23 @@ def test_a_second_claim_fails_that_plugin_and_the_first_owner_keeps_working(
     first = Backend("alpha")
     manager = PluginManager(environ={"WS_PLUGINS": ""}).load([("first", first), ("second", second)])
 
-    [failed] = manager.failed
+    [failed] = manager.registry.failed
     assert failed.name == "second" and message in failed.error
     assert "plugin 'second' from distribution '(in-process)' failed to load" in capsys.readouterr().err
-    assert "gamma" not in manager.types, "a refused plugin must not leave half of its claims behind"
-    assert manager.call_backend("ws_status", "alpha", workspace="w", ctx=None).detail == "alpha"
+    assert "gamma" not in manager.registry.types, "a refused plugin must not leave half of its claims behind"
+    assert manager.registry.call_backend(hookspecs.ws_status, "alpha", workspace="w", ctx=None).detail == "alpha"
     assert second.calls == [] and first.calls == ["status w"]
-    assert manager.call_all("ws_provision_files", workspace="w", attachment=None, ctx=None) == [
+    assert manager.registry.call_all(hookspecs.ws_provision_files, workspace="w", attachment=None, ctx=None) == [
         [ProvisionFile("/etc/alpha", b"")]
     ]
 
 
 def test_aliases_dispatch_to_the_owner() -> None:
-    microvm = Backend("microvm")
+    microvm = Backend("microvm", ("vm",))
     manager = PluginManager(environ={"WS_PLUGINS": ""}).load([("microvm", microvm), ("x", Backend("x", ("xx",)))])
-    assert manager.workspace_type("vm").name == "microvm"  # the original system's name
-    assert manager.call_backend("ws_status", "vm", workspace="w", ctx=None).detail == "microvm"
-    assert manager.call_backend("ws_status", "xx", workspace="w", ctx=None).detail == "x"
+    assert manager.registry.workspace_type("vm").name == "microvm"  # the original system's name, as an alias
+    assert manager.registry.call_backend(hookspecs.ws_status, "vm", workspace="w", ctx=None).detail == "microvm"
+    assert manager.registry.call_backend(hookspecs.ws_status, "xx", workspace="w", ctx=None).detail == "x"
 
 
 @pytest.mark.parametrize(
@@ -261,23 +270,23 @@ def test_aliases_dispatch_to_the_owner() -> None:
 def test_a_missing_first_party_type_names_the_distribution_to_install(name: str, hint: str) -> None:
     manager = PluginManager(environ={"WS_PLUGINS": ""}).load()
     with pytest.raises(PluginMissingError, match=f"install {hint}") as raised:
-        manager.workspace_type(name)
+        manager.registry.workspace_type(name)
     assert raised.value.exit_code == 3
     with pytest.raises(PluginMissingError, match=hint):
-        manager.call_backend("ws_status", name, workspace="w", ctx=None)
+        manager.registry.call_backend(hookspecs.ws_status, name, workspace="w", ctx=None)
 
 
 def test_a_missing_unknown_type_lists_the_installed_ones() -> None:
     manager = PluginManager(environ={"WS_PLUGINS": ""}).load([("alpha", Backend("alpha"))])
     with pytest.raises(PluginMissingError, match=r"workspace type 'zeta' \(installed: alpha\)"):
-        manager.workspace_type("zeta")
+        manager.registry.workspace_type("zeta")
 
 
 def test_a_type_whose_distribution_failed_to_load_says_so(install: Install) -> None:
     install({"incus": ("ws-plugin-incus", BROKEN["import error"][0])})
     manager = PluginManager(environ={"WS_PLUGINS": "incus"}).load()
     with pytest.raises(PluginMissingError, match="comes from ws-plugin-incus, which is installed but failed to load"):
-        manager.workspace_type("incus")
+        manager.registry.workspace_type("incus")
 
 
 # --- ws plugins and the command line ---------------------------------------------------------------------------
@@ -374,11 +383,11 @@ class Sections:
 def test_a_section_model_reference_is_imported_only_when_the_configuration_needs_it() -> None:
     module = f"ws_test_section_{uuid.uuid4().hex}"
     manager = PluginManager(environ={"WS_PLUGINS": ""}).load([("sections", Sections(f"{module}:Model"))])
-    assert manager.loaded[-1].sections == ["thing"] and module not in sys.modules
+    assert manager.registry.loaded[-1].sections == ["thing"] and module not in sys.modules
     sys.modules[module] = type(sys)(module)
     sys.modules[module].Model = type("Model", (), {"model_validate": classmethod(lambda cls, data: data)})
     try:
-        assert manager.section_models["thing"] is sys.modules[module].Model
+        assert manager.registry.section_model("thing") is sys.modules[module].Model
     finally:
         del sys.modules[module]
 
@@ -387,7 +396,7 @@ def test_a_section_model_reference_is_imported_only_when_the_configuration_needs
 def test_a_broken_section_model_reference_is_that_plugins_error(reference: str) -> None:
     manager = PluginManager(environ={"WS_PLUGINS": ""}).load([("sections", Sections(reference))])
     if ":" not in reference:
-        assert [info.name for info in manager.failed] == ["sections"]
+        assert [info.name for info in manager.registry.failed] == ["sections"]
         return
     with pytest.raises(PluginLoadError, match="plugin 'sections'"):
-        _ = manager.section_models
+        _ = manager.registry.section_model("thing")

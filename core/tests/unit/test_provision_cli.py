@@ -53,14 +53,17 @@ def test_show_json_lists_files_mounts_and_steps(cli_invoke, write_config, state_
     assert not Path(keys["host"]).exists()  # show generates nothing
 
 
-def test_show_text_and_unknown_network(cli_invoke, write_config):
+def test_show_text_on_any_network(cli_invoke, write_config):
+    """The preview asks the network's owner to describe the attachment (ws_network_describe), on the
+    sandbox and on a plugin's network alike, without bringing either up."""
     config = write_config(CONFIG)
     result = cli_invoke("--config", str(config), "provision", "show", "dev")
     assert result.exit_code == 0, result.stderr
     assert "\n0644 root:root /etc/doas.conf (38 bytes)\n    # Written by ws.\n    permit nopass :wheel" in result.stdout
-    other = cli_invoke("--config", str(config), "provision", "show", "other")
-    assert other.exit_code == 1
-    assert "cannot preview workspaces on network 'fakenet'" in other.stderr
+    other = cli_invoke("--config", str(config), "provision", "show", "other", "--json")
+    assert other.exit_code == 0, other.stderr
+    networkd = next(f for f in json.loads(other.stdout)["files"] if f["path"] == "/etc/systemd/network/10-ws.network")
+    assert "Address=10.77.0.76/24\nGateway=10.77.0.1\n" in networkd["content"]
 
 
 def test_text_masks_secret_contents(tmp_path):

@@ -28,7 +28,7 @@ def exec_command(ctx: Context, name: str, command: tuple[str, ...], tty: bool) -
 
     workspace = ctx.workspace(name)
     interactive = tty or (not command and sys.stdin.isatty())
-    code = ctx.backend("ws_exec", workspace, command=list(command), interactive=interactive)
+    code = ctx.backend(workspace).exec(list(command), interactive)
     click.get_current_context().exit(int(code or 0))
 
 
@@ -54,9 +54,9 @@ def ssh(ctx: Context, name: str, command: tuple[str, ...]) -> None:
 def ssh_argv(ctx: Context, name: str, command: list[str]) -> list[str]:
     """The ssh command line for a workspace: pinned host key, its address, the login user."""
     workspace = ctx.workspace(name)
-    from ws.builtin import known_hosts_file
+    from ws.network.hostfiles import known_hosts_path
 
-    known_hosts = known_hosts_file(ctx)
+    known_hosts = known_hosts_path(ctx.state.root)
     return [
         "ssh",
         "-o",
@@ -76,5 +76,5 @@ def ssh_argv(ctx: Context, name: str, command: list[str]) -> list[str]:
 @pass_ws_context
 def logs(ctx: Context, name: str, follow: bool) -> None:
     """Show workspace NAME's console or journal log."""
-    code = ctx.backend("ws_logs", ctx.workspace(name), follow=follow)
+    code = ctx.backend(ctx.workspace(name)).logs(follow)
     click.get_current_context().exit(int(code or 0))

@@ -42,7 +42,13 @@ class CliState:
             from ws.context import load_context
 
             self._context = load_context(self.config_path, self.plugins())
+            self._context.report_progress = _progress
         return self._context
+
+
+def _progress(message: str) -> None:
+    """Progress of long operations: one line each on stderr (stdout stays for results and --json)."""
+    click.echo(message, err=True)
 
 
 def pass_ws_context(function: F) -> F:

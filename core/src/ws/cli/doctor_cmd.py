@@ -21,9 +21,7 @@ MARKS = {CheckStatus.OK: "ok  ", CheckStatus.WARN: "warn", CheckStatus.FAIL: "FA
 @pass_ws_context
 def doctor(ctx: Context, as_json: bool) -> None:
     """Check the host for what ws and every loaded plugin need; exit status 1 if any check fails."""
-    checks: list[DoctorCheck] = []
-    for contribution in ctx.plugins.call_all("ws_doctor_checks", ctx=ctx):
-        checks.extend(contribution or ())
+    checks: list[DoctorCheck] = ctx.all_plugins.doctor_checks()
     if as_json:
         print_json([dataclasses.asdict(check) for check in checks])
     else:

@@ -1,11 +1,13 @@
-"""``ws network up|down|status``: the host side of the sandbox network, by hand.
+"""``ws network up|down|status [NAME...]``: the host side of ws's networks, by hand.
 
-``ws up`` brings the network up on its own; these commands are for setting the host up ahead of time,
-inspecting it and removing everything ws created.
+Each command dispatches by name to the plugin owning the network (core owns ``sandbox``). With no NAME:
+every network a configured workspace uses, plus the sandbox. ``ws up`` brings networks up on its own;
+these commands set the host up ahead of time, inspect it and remove everything ws created.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import click
@@ -14,64 +16,89 @@ from ws.cli.common import json_option, pass_ws_context, print_json
 
 if TYPE_CHECKING:
     from ws.context import Context
+    from ws.types import Network
+
+names_argument = click.argument("names", nargs=-1, metavar="[NAME]...")
 
 
 @click.group()
 def network() -> None:
-    """The sandbox network: bridge, NAT and firewall table, DNS forwarder, host files."""
+    """ws's networks (the sandbox, and those of plugins such as the VPN): up, down, status."""
+
+
+def _selected(ctx: Context, names: tuple[str, ...]) -> list[Network]:
+    """The named networks (and those they require), or every network in use plus the sandbox, in the order
+    they come up."""
+    from ws import operations
+    from ws.errors import UsageError
+
+    if names:
+        unknown = [name for name in names if name not in ctx.registry.networks]
+        if unknown:
+            known = ", ".join(ctx.registry.networks)
+            raise UsageError(f"no installed plugin owns network {unknown[0]!r} (networks: {known})")
+        return operations.networks_in_order(ctx, list(names))
+    return operations.networks_in_order(ctx, list(ctx.config.networks))
 
 
 @network.command()
+@names_argument
 @json_option
 @pass_ws_context
-def up(ctx: Context, as_json: bool) -> None:
-    """Create or repair the sandbox network; changes nothing when it is already up as configured."""
-    from ws.builtin import ensure_sandbox
-
-    changes = ensure_sandbox(ctx)
-    _report(ctx, changes, as_json, done="is up", unchanged="is already up")
+def up(ctx: Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Create or repair networks; changes nothing where a network is already up as configured."""
+    results = [(net, ctx.network(net.name).up()) for net in _selected(ctx, names)]
+    _report(results, as_json, done="is up", unchanged="is already up")
 
 
 @network.command()
+@names_argument
 @json_option
 @pass_ws_context
-def down(ctx: Context, as_json: bool) -> None:
-    """Remove everything `ws network up` created (running workspaces lose their network)."""
-    from ws.builtin import known_hosts_file
-    from ws.network import hostfiles, sandbox
+def down(ctx: Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Remove everything `ws network up` created (running workspaces on it lose their network).
 
-    net = ctx.config.core.network
-    with ctx.lock("network", net.bridge):
-        changes = sandbox.down(net, ctx.state.root, ctx.log)
-        changes += hostfiles.remove_host_files(str(ctx.state.root), known_hosts=known_hosts_file(ctx))
-    _report(ctx, changes, as_json, done="is down", unchanged="was not up")
+    Networks go down in the reverse order they come up (a network before those it requires)."""
+    results = [(net, ctx.network(net.name).down()) for net in reversed(_selected(ctx, names))]
+    _report(results, as_json, done="is down", unchanged="was not up")
 
 
-def _report(ctx: Context, changes: list[str], as_json: bool, *, done: str, unchanged: str) -> None:
-    bridge = ctx.config.core.network.bridge
+def _report(results: list[tuple[Network, list[str]]], as_json: bool, *, done: str, unchanged: str) -> None:
     if as_json:
-        print_json({"bridge": bridge, "changes": changes, "changed": bool(changes)})
-    elif changes:
-        click.echo(f"sandbox network on {bridge} {done} ({len(changes)} changes):")
-        for change in changes:
-            click.echo(f"  {change}")
-    else:
-        click.echo(f"sandbox network on {bridge} {unchanged} (no changes)")
-
-
-@network.command()
-@json_option
-@pass_ws_context
-def status(ctx: Context, as_json: bool) -> None:
-    """Show the bridge, forwarding, firewall table, DNS forwarder and upstream as the kernel reports them."""
-    from ws.network import sandbox
-
-    report = sandbox.status(ctx.config.core.network, ctx.state.root)
-    if as_json:
-        print_json(report)
+        rows = [{"network": n.name, "bridge": n.bridge, "changes": c, "changed": bool(c)} for n, c in results]
+        print_json(rows)
         return
+    for net, changes in results:
+        if changes:
+            click.echo(f"{net.name} network on {net.bridge} {done} ({len(changes)} changes):")
+            for change in changes:
+                click.echo(f"  {change}")
+        else:
+            click.echo(f"{net.name} network on {net.bridge} {unchanged} (no changes)")
+
+
+@network.command()
+@names_argument
+@json_option
+@pass_ws_context
+def status(ctx: Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Show each network's real state as the kernel reports it (exit status 1 if one is not up)."""
+    reports = [(net, ctx.network(net.name).status()) for net in _selected(ctx, names)]
+    if as_json:
+        print_json([{"network": net.name, **dataclasses.asdict(report)} for net, report in reports])
+    else:
+        for net, report in reports:
+            click.echo(f"{net.name} network: {'up' if report.up else 'NOT up (run: ws network up ' + net.name + ')'}")
+            if report.detail:
+                click.echo(f"  {report.detail}")
+            if net.name == "sandbox":
+                _sandbox_details(report.extra)
+    if not all(report.up for _net, report in reports):
+        click.get_current_context().exit(1)
+
+
+def _sandbox_details(report: dict) -> None:
     br, fw, dns, upstream = report["bridge"], report["firewall"], report["dns"], report["upstream"]
-    click.echo(f"sandbox network: {'up' if report['up'] else 'NOT up (run: ws network up)'}")
     state = "absent" if not br["exists"] else f"{'up' if br['up'] else 'down'} {', '.join(br['addresses']) or '-'}"
     click.echo(f"  bridge     {br['name']}: {state} (expected {report['expected_address']})")
     click.echo(f"  forwarding {'on' if report['forwarding'] else 'off'}")

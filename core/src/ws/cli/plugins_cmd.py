@@ -17,7 +17,7 @@ def plugins(state: CliState, as_json: bool) -> None:
 
     Works even when the configuration is invalid, so a broken setup can be inspected.
     """
-    manager = state.plugins()
+    manager = state.plugins().registry
     if as_json:
         print_json(
             {

@@ -11,7 +11,6 @@ from ws.cli.common import json_option, pass_ws_context, print_json
 if TYPE_CHECKING:
     from ws.context import Context
     from ws.provision import Bundle
-    from ws.types import NetworkAttachment, Workspace
 
 
 @click.group()
@@ -29,26 +28,11 @@ def show(ctx: Context, name: str, as_json: bool) -> None:
     Nothing is started, created or generated.
     """
     workspace = ctx.workspace(name)
-    bundle = ctx.provisioning(workspace, preview_attachment(ctx, workspace))
+    bundle = ctx.provisioning(workspace, ctx.network(workspace.network).describe(workspace))
     if as_json:
         print_json(bundle.to_dict())
     else:
         click.echo(render_text(bundle))
-
-
-def preview_attachment(ctx: Context, workspace: Workspace) -> NetworkAttachment:
-    """The sandbox attachment computed from the configuration, without bringing the network up."""
-    from ws.errors import WsError
-    from ws.types import NetworkAttachment
-
-    if workspace.network != "sandbox":
-        raise WsError(
-            f"ws provision show cannot preview workspaces on network {workspace.network!r} yet "
-            "(only the sandbox network can be computed without bringing it up)"
-        )
-    net = ctx.config.core.network
-    gateway = str(net.gateway)
-    return NetworkAttachment("sandbox", net.bridge, gateway, (gateway,), net.subnet.prefixlen)
 
 
 def render_text(bundle: Bundle) -> str:

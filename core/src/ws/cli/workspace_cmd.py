@@ -17,10 +17,6 @@ names_argument = click.argument("names", nargs=-1, shell_complete=workspace_name
 name_argument = click.argument("name", shell_complete=workspace_names)
 
 
-def _progress(message: str) -> None:
-    click.echo(message, err=True)
-
-
 def _selected(ctx: Context, names: tuple[str, ...], default_autostart: bool) -> list[Workspace]:
     """Named workspaces, or with no names: the autostart ones (all, when none is marked) for ``up``,
     every workspace for ``down``."""
@@ -30,8 +26,10 @@ def _selected(ctx: Context, names: tuple[str, ...], default_autostart: bool) -> 
     if not workspaces:
         from ws.errors import PluginMissingError, UsageError
 
-        if not ctx.plugins.types:
-            raise PluginMissingError("no backend plugin is installed; install one, e.g. pip install ws-plugin-incus")
+        if not ctx.registry.types:
+            from ws.hints import no_backend_hint
+
+            raise PluginMissingError(no_backend_hint())
         raise UsageError(f"no workspaces are configured in {ctx.config.source}")
     autostart = [w for w in workspaces if w.autostart]
     return autostart if default_autostart and autostart else workspaces
@@ -53,12 +51,21 @@ def _in_parallel(function, workspaces: list[Workspace]) -> list:
     return [f.result() for f in futures]
 
 
+def _up_one(ctx: Context, workspace: Workspace, force: bool):
+    """``start``/``restart`` of one workspace: its network first, like ``up``."""
+    from ws import operations
+
+    operations.bring_networks_up(ctx, [workspace])
+    return operations.up(ctx, workspace, force=force)
+
+
 def _report_up(results: list, as_json: bool) -> None:
     if as_json:
         print_json([{"name": r.name, "action": r.action, **_status_dict(r.status)} for r in results])
         return
     for result in results:
-        click.echo(f"{result.name}: {result.action}, {result.status.state} {result.status.ip or ''}".rstrip())
+        why = f" ({', '.join(result.changed)} changed)" if result.changed and result.changed != ("forced",) else ""
+        click.echo(f"{result.name}: {result.action}{why}, {result.status.state} {result.status.ip or ''}".rstrip())
 
 
 def _status_dict(status) -> dict:
@@ -70,19 +77,39 @@ def _status_dict(status) -> dict:
 @click.command()
 @names_argument
 @click.option("--recreate", is_flag=True, help="Re-create running workspaces even if unchanged.")
+@click.option("--dry-run", is_flag=True, help="Only say what would happen to each workspace, and why.")
 @json_option
 @pass_ws_context
-def up(ctx: Context, names: tuple[str, ...], recreate: bool, as_json: bool) -> None:
-    """Bring workspaces up: create and start them, attached to their network.
+def up(ctx: Context, names: tuple[str, ...], recreate: bool, dry_run: bool, as_json: bool) -> None:
+    """Bring workspaces up: their networks first, then the workspaces, created and started.
 
     With no NAME, brings up the workspaces marked autostart (all of them when none is). A running
-    workspace whose configuration is unchanged is left alone; a changed one is re-created.
+    workspace whose configuration is unchanged is left alone (its network is still repaired if needed);
+    a changed one is re-created: anything that reaches the guest counts (its settings, backend options,
+    authorized keys and other provisioned files, network attachment, image content). --dry-run says
+    which of these changed.
     """
     from ws import operations
 
     workspaces = _selected(ctx, names, default_autostart=True)
-    results = _in_parallel(lambda w: operations.up(ctx, w, force=recreate, progress=_progress), workspaces)
+    if dry_run:
+        _report_plans([operations.plan(ctx, w, force=recreate) for w in workspaces], as_json)
+        return
+    for network, changes in operations.bring_networks_up(ctx, workspaces):
+        for change in changes:
+            ctx.progress(f"network {network}: {change}")
+    results = _in_parallel(lambda w: operations.up(ctx, w, force=recreate), workspaces)
     _report_up(results, as_json)
+
+
+def _report_plans(plans: list, as_json: bool) -> None:
+    if as_json:
+        print_json([{"name": p.name, "action": p.action, "reasons": list(p.reasons), "state": p.state} for p in plans])
+        return
+    for item in plans:
+        what = {"create": "would be created", "recreate": "would be re-created", "unchanged": "unchanged"}[item.action]
+        why = f" ({', '.join(item.reasons)})" if item.reasons else ""
+        click.echo(f"{item.name}: {what}{why}")
 
 
 @click.command()
@@ -112,9 +139,8 @@ def _report_states(workspaces: list[Workspace], statuses: list, as_json: bool) -
 @pass_ws_context
 def start(ctx: Context, name: str, as_json: bool) -> None:
     """Start one workspace (the same as `ws up NAME`)."""
-    from ws import operations
 
-    _report_up([operations.up(ctx, ctx.workspace(name), progress=_progress)], as_json)
+    _report_up([_up_one(ctx, ctx.workspace(name), force=False)], as_json)
 
 
 @click.command()
@@ -135,9 +161,8 @@ def stop(ctx: Context, name: str, as_json: bool) -> None:
 @pass_ws_context
 def restart(ctx: Context, name: str, as_json: bool) -> None:
     """Re-create and start one workspace from its current image."""
-    from ws import operations
 
-    _report_up([operations.up(ctx, ctx.workspace(name), force=True, progress=_progress)], as_json)
+    _report_up([_up_one(ctx, ctx.workspace(name), force=True)], as_json)
 
 
 @click.command()

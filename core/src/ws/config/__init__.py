@@ -4,6 +4,7 @@
 derived identities in :mod:`ws.config.resolve`.
 """
 
-from ws.config.loader import Config, load_config
+from ws.config.loader import load_config
+from ws.config.resolved import Config
 
 __all__ = ["Config", "load_config"]

@@ -59,7 +59,6 @@ KERNEL_MODULE_EXCLUDES = tuple(
 """Hardware a microVM never has; about a third of the kernel's modules."""
 
 DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-INCUS_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 @dataclass(frozen=True)

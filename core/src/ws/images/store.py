@@ -22,12 +22,10 @@ from pathlib import Path
 from ws import locking
 from ws.errors import UsageError, WsError
 from ws.images.build import INITRD, KERNEL, ROOTFS, BuildFunction, Progress
-from ws.images.incus import write_incus_metadata
 from ws.images.recipe import Recipe
 
 IMAGES_DIR = "images"
 MANIFEST = "manifest.json"
-INCUS_METADATA = "incus-metadata.tar"
 TMP_DIR = re.compile(r"^\.tmp-([0-9a-f]+)-(\d+)$")
 HASH_DIR = re.compile(r"^[0-9a-f]{16}$")
 LOCK_TIMEOUT = 3600.0
@@ -42,7 +40,6 @@ class BuiltImage:
     hash: str
     path: Path
     rootfs_tar: Path
-    incus_metadata_tar: Path
     kernel: Path | None
     initrd: Path | None
     manifest: dict = field(compare=False, repr=False)
@@ -149,7 +146,6 @@ def _build(state_dir: Path, recipe: Recipe, progress: Progress, build: BuildFunc
         build(recipe, tmp, progress)
         progress("writing metadata and checksums")
         created = int(time.time())
-        write_incus_metadata(tmp / INCUS_METADATA, recipe, created)
         manifest = _manifest(recipe, tmp, created)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _sync_folder(tmp)
@@ -185,7 +181,7 @@ def _load(folder: Path, fresh: bool = False) -> BuiltImage | None:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
         files = manifest["files"]
-        if manifest["hash"] != folder.name or ROOTFS not in files or INCUS_METADATA not in files:
+        if manifest["hash"] != folder.name or ROOTFS not in files:
             return None
         if any((folder / name).stat().st_size != entry["size"] for name, entry in files.items()):
             return None
@@ -196,7 +192,6 @@ def _load(folder: Path, fresh: bool = False) -> BuiltImage | None:
         hash=manifest["hash"],
         path=folder,
         rootfs_tar=folder / ROOTFS,
-        incus_metadata_tar=folder / INCUS_METADATA,
         kernel=folder / KERNEL if KERNEL in files else None,
         initrd=folder / INITRD if INITRD in files else None,
         manifest=manifest,

@@ -212,6 +212,29 @@ def _refuse_subnet_in_use(ipr, name: str, subnet: ipaddress.IPv4Network) -> None
         )
 
 
+def reattach_port(bridge: str, port: str) -> list[str]:
+    """Put an existing interface ``port`` (a running workspace's host end) back on ``bridge``.
+
+    A bridge deleted and created again (``ws network down``, then ``ws up``) has lost its ports; the
+    workspaces behind them keep running. Cheap when nothing is to do: one sysfs read. An absent ``port``
+    (the workspace is not running) is left to the backend.
+    """
+    base = SYSFS_NET / port
+    if not base.exists():
+        return []
+    master = base / "master"
+    if master.exists() and master.resolve().name == bridge:
+        return []
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        found, bridges = ipr.link_lookup(ifname=port), ipr.link_lookup(ifname=bridge)
+        if not found or not bridges:
+            return []
+        ipr.link("set", index=found[0], master=bridges[0], state="up")
+    return [f"put {port} back on {bridge}"]
+
+
 def remove(name: str) -> list[str]:
     """Delete our bridge if it exists (the caller has checked ownership with :func:`check_owner`); an
     interface of that name that ws did not create is left alone."""

@@ -44,6 +44,11 @@ class HostEntry:
     """``ssh-ed25519 AAAA...`` (comment allowed), or None while no key exists yet."""
 
 
+def known_hosts_path(state_dir: Path) -> Path:
+    """ws's own known_hosts with every workspace's host key, used by ``ws ssh``."""
+    return state_dir / "ssh" / "known_hosts"
+
+
 def entries_for(workspaces: Iterable) -> list[HostEntry]:
     """HostEntry for each :class:`ws.types.Workspace`: the pinned host key, else the key ws generated in
     the workspace's ``ssh-host-keys`` folder (if it exists yet)."""

@@ -10,73 +10,74 @@ instance ahead of time (``[incus] standby``), so re-creating skips unpacking the
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ws.errors import WsError
 from ws.types import State, WorkspaceStatus
 
 from ws_plugin_incus import delivery, images, instances, readiness
 from ws_plugin_incus.client import Api, connect
 
 if TYPE_CHECKING:
-    from ws.context import Context
-    from ws.types import NetworkAttachment, Workspace
+    from ws.api import Context, CreateRequest, NetnsRef, PreparedImage, Workspace
 
     from ws_plugin_incus.settings import IncusSettings
 
 STATES = {"running": State.RUNNING, "stopped": State.STOPPED}
-_after_start: dict[str, tuple[dict, list[str]]] = {}
-"""Per workspace created in this process: its create request and the old instances to delete, for
-``start`` to hand to the daemon once the new instance runs (so they do not compete with the start)."""
+
+
+@dataclass(frozen=True)
+class Created:
+    """What ``create`` hands to ``start``: the create request (for the standby instance) and the old
+    instances to delete once the new one runs (so they do not compete with its start)."""
+
+    body: dict
+    detached: list[str]
 
 
 def settings_for(ctx: Context, workspace: Workspace | None = None) -> IncusSettings:
-    """``[incus]`` with the workspace's ``[workspaces.NAME.incus]`` overrides applied."""
-    from pydantic import ValidationError
+    """The workspace's options (``[incus]`` with its ``[workspaces.NAME.incus]`` merged over it, validated
+    by core with the configuration), or ``[incus]`` alone."""
+    from ws_plugin_incus.settings import IncusSettings
 
-    from ws_plugin_incus.settings import effective
-
-    section = ctx.config.sections.get("incus")
-    overrides = workspace.options if workspace is not None else {}
-    try:
-        return effective(section, overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise WsError(f"[workspaces.{workspace.name}.incus] in {ctx.config.source}: {problems}") from None
+    if workspace is not None and workspace.options is not None:
+        return workspace.options
+    return ctx.config.sections.get("incus") or IncusSettings()
 
 
 def api_for(ctx: Context, workspace: Workspace) -> Api:
     return connect(settings_for(ctx, workspace))
 
 
-def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) -> None:
+def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> Created:
     settings = settings_for(ctx, workspace)
     api = connect(settings)
-    bundle = ctx.provisioning(workspace, attachment)
-    source, image_hash = _source(ctx, api, workspace)
+    bundle = request.bundle
+    source = _source(ctx, api, request.image)
     sharing = instances.Sharing(shift=_shift(api, settings), uid=bundle.user.uid, gid=bundle.user.gid)
     body = instances.create_body(
-        workspace, attachment, settings, source.body, source.label, list(bundle.mounts), sharing
+        workspace, request.attachment, settings, source.body, source.label, list(bundle.mounts), sharing
     )
+    ctx.progress(f"{workspace.name}: creating Incus instance {workspace.instance_name}")
     detached = instances.replace(api, workspace, body)
-    _after_start[workspace.name] = (body, detached)
     delivery.deliver(api, workspace.instance_name, bundle, [] if sharing.shift else _host_key_files(workspace))
-    if image_hash is not None:
-        images.remove_unused(api, workspace.image, keep=image_hash)
+    if request.image.hash is not None:
+        images.remove_unused(api, request.image.name, keep=request.image.hash)
+    return Created(body, detached)
 
 
-def start(ctx: Context, workspace: Workspace) -> None:
+def start(ctx: Context, workspace: Workspace, created: Created | None) -> None:
     settings = settings_for(ctx, workspace)
     api = connect(settings)
     instances.start(api, workspace)
     readiness.wait_until_ready(api, workspace, settings.ready_timeout)
-    body, detached = _after_start.pop(workspace.name, (None, []))
-    instances.delete_in_background(api, detached)
-    if settings.standby and body is not None:
-        ctx.defer(lambda: _make_standby(ctx, workspace, body))
+    if created is None:
+        return
+    instances.delete_in_background(api, created.detached)
+    if settings.standby:
+        ctx.defer(lambda: _make_standby(ctx, workspace, created.body))
 
 
 def _make_standby(ctx: Context, workspace: Workspace, body: dict) -> None:
@@ -117,6 +118,18 @@ def destroy(ctx: Context, workspace: Workspace) -> None:
         images.remove_unused(api, workspace.image, keep=None)
 
 
+def netns(ctx: Context, workspace: Workspace) -> NetnsRef | None:
+    """The running instance's init process (on a local daemon: a remote one's processes are elsewhere)."""
+    from ws.types import NetnsRef
+
+    api = api_for(ctx, workspace)
+    instance = instances.get(api, workspace)
+    if api.settings.remote or instance is None or not instances.owned(instance, workspace):
+        return None
+    pid = (instance.get("state") or {}).get("pid")
+    return NetnsRef(pid=pid) if pid and (instance.get("status") or "").lower() == "running" else None
+
+
 def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
     api = api_for(ctx, workspace)
     instance = instances.get(api, workspace)
@@ -143,27 +156,15 @@ def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
     )
 
 
-def _source(ctx: Context, api: Api, workspace: Workspace) -> tuple[images.Source, str | None]:
-    """The create request's source, and the image hash when it is ws's own image."""
-    from ws.images import is_ws_image
+def _source(ctx: Context, api: Api, image: PreparedImage) -> images.Source:
+    """The create request's source: ws's image (imported once per content hash) or an Incus reference."""
+    from ws_plugin_incus.metadata import metadata_tar
 
-    if not is_ws_image(workspace.image):
-        return images.reference_source(api, workspace.image), None
-    built = _built_image(ctx, workspace.image)
-    lock = ctx.lock("image", f"incus-{built.name}")
-    return images.ws_source(api, built, lock), built.hash
-
-
-def _built_image(ctx: Context, name: str):
-    """ws's build of ``name`` for containers; a cached build of the same recipe plus a kernel (made for
-    microVMs) is taken as it is rather than building a second image: the kernel is inert in a container."""
-    from ws.images import current_image, ensure_image, recipe_for
-
-    recipe = recipe_for(ctx.config.core, name)
-    for candidate in (recipe, recipe_for(ctx.config.core, name, with_kernel=True)):
-        if (cached := current_image(ctx.state.root, candidate)) is not None:
-            return cached
-    return ensure_image(ctx.state.root, recipe, progress=lambda phase: print(f"image {name}: {phase}", file=sys.stderr))
+    if image.reference is not None:
+        return images.reference_source(api, image.reference)
+    metadata = metadata_tar(image, ctx.state.root / "incus" / "metadata")
+    lock = ctx.lock("image", f"incus-{image.name}")
+    return images.ws_source(api, image, metadata, lock)
 
 
 def _shift(api: Api, settings: IncusSettings) -> bool:

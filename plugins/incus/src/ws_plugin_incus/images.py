@@ -21,7 +21,9 @@ from ws.errors import WsError
 from ws_plugin_incus.errors import NotFound
 
 if TYPE_CHECKING:
-    from ws.images import BuiltImage
+    from pathlib import Path
+
+    from ws.api import PreparedImage
 
     from ws_plugin_incus.client import Api
 
@@ -42,13 +44,13 @@ def alias_for(name: str, image_hash: str) -> str:
     return f"ws-{name}-{image_hash}"
 
 
-def ws_source(api: Api, built: BuiltImage, lock) -> Source:
+def ws_source(api: Api, built: PreparedImage, metadata: Path, lock) -> Source:
     """The source for ws's built image, importing it first if the server lacks it (under ``lock``)."""
     alias = alias_for(built.name, built.hash)
     if not _has_alias(api, alias):
         with lock:
             if not _has_alias(api, alias):
-                import_image(api, built, alias)
+                import_image(api, built, metadata, alias)
     return Source({"type": "image", "alias": alias}, alias)
 
 
@@ -68,16 +70,16 @@ def reference_source(api: Api, ref: str) -> Source:
     return Source({"type": "image", key: ref}, ref)
 
 
-def import_image(api: Api, built: BuiltImage, alias: str) -> None:
+def import_image(api: Api, built: PreparedImage, metadata: Path, alias: str) -> None:
     """Upload the split image (streamed, not read into memory) and alias it.
 
     Another ws (another state directory, or another host of a cluster) may import the same image at the
     same moment; losing that race is success, not an error.
     """
-    fingerprint = split_fingerprint(built)
+    fingerprint = split_fingerprint(metadata, built.rootfs_tar)
     if not _exists(api, f"images/{fingerprint}"):
         try:
-            _upload(api, built)
+            _upload(api, built, metadata)
         except WsError:
             if not _exists(api, f"images/{fingerprint}"):
                 raise
@@ -91,19 +93,19 @@ def import_image(api: Api, built: BuiltImage, alias: str) -> None:
             raise
 
 
-def split_fingerprint(built: BuiltImage) -> str:
+def split_fingerprint(metadata: Path, rootfs: Path) -> str:
     digest = hashlib.sha256()
-    for path in (built.incus_metadata_tar, built.rootfs_tar):
+    for path in (metadata, rootfs):
         with path.open("rb") as file:
             while chunk := file.read(1 << 20):
                 digest.update(chunk)
     return digest.hexdigest()
 
 
-def _upload(api: Api, built: BuiltImage) -> None:
+def _upload(api: Api, built: PreparedImage, metadata_path: Path) -> None:
     from requests_toolbelt import MultipartEncoder
 
-    with built.incus_metadata_tar.open("rb") as metadata, built.rootfs_tar.open("rb") as rootfs:
+    with metadata_path.open("rb") as metadata, built.rootfs_tar.open("rb") as rootfs:
         encoder = MultipartEncoder(
             fields={
                 "metadata": ("incus-metadata.tar", metadata, "application/octet-stream"),

@@ -6,13 +6,12 @@ the backend code are imported inside the hooks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ws import hookimpl
 
 if TYPE_CHECKING:
-    from ws.context import Context
-    from ws.types import DoctorCheck, NetworkAttachment, Workspace, WorkspaceStatus, WorkspaceType
+    from ws.api import Context, CreateRequest, DoctorCheck, NetnsRef, Workspace, WorkspaceStatus, WorkspaceType
 
 
 @hookimpl
@@ -29,27 +28,23 @@ def ws_workspace_types() -> list[WorkspaceType]:
             mac_seed="incus",
             interface_prefix="wsi-",
             replaces_in_create=True,
+            options_model="ws_plugin_incus.settings:IncusSettings",
         )
     ]
 
 
 @hookimpl
-def ws_config_sections() -> dict[str, Any]:
-    return {"incus": "ws_plugin_incus.settings:IncusSettings"}
+def ws_create(workspace: Workspace, request: CreateRequest, ctx: Context) -> object:
+    from ws_plugin_incus import backend
+
+    return backend.create(ctx, workspace, request)
 
 
 @hookimpl
-def ws_create(workspace: Workspace, attachment: NetworkAttachment, ctx: Context) -> None:
+def ws_start(workspace: Workspace, handle: object | None, ctx: Context) -> None:
     from ws_plugin_incus import backend
 
-    backend.create(ctx, workspace, attachment)
-
-
-@hookimpl
-def ws_start(workspace: Workspace, ctx: Context) -> None:
-    from ws_plugin_incus import backend
-
-    backend.start(ctx, workspace)
+    backend.start(ctx, workspace, handle)
 
 
 @hookimpl
@@ -85,6 +80,13 @@ def ws_logs(workspace: Workspace, ctx: Context, follow: bool) -> int:
     from ws_plugin_incus import access
 
     return access.logs(ctx, workspace, follow)
+
+
+@hookimpl
+def ws_instance_netns(workspace: Workspace, ctx: Context) -> NetnsRef | None:
+    from ws_plugin_incus import backend
+
+    return backend.netns(ctx, workspace)
 
 
 @hookimpl

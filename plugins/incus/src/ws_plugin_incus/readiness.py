@@ -2,18 +2,19 @@
 
 The first is asked inside the guest with one background exec (no websocket) that blocks until systemd's
 start-up job queue is empty; ``running`` and ``degraded`` both mean the default target was reached. The
-second is a TCP connection to the workspace's address from the host when the daemon is local (the host
-sits on the bridge); on a remote server it is checked inside the guest. On timeout the error carries the
-end of the instance's console log, where systemd reports what it is stuck on.
+second is core's readiness check (:func:`ws.readiness.sshd_answers`: sshd's banner on the workspace's
+address, from the host) when the daemon is local (the host sits on the bridge); on a remote server it is
+checked inside the guest. On timeout the error carries the end of the instance's console log, where
+systemd reports what it is stuck on.
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import TYPE_CHECKING
 
 from ws.errors import WsError
+from ws.readiness import sshd_answers
 
 if TYPE_CHECKING:
     from ws.types import Workspace
@@ -39,7 +40,7 @@ def wait_until_ready(api: Api, workspace: Workspace, timeout: float) -> None:
         if api.settings.remote:
             _until(lambda: run(api, name, ["sh", "-c", SSHD_LISTENING], deadline) == 0, deadline)
         else:
-            _until(lambda: _tcp_open(workspace.ip, 22), deadline)
+            _until(lambda: sshd_answers(workspace.ip), deadline)  # core's check, shared by every backend
     except TimeoutError:
         raise WsError(
             f"{name} did not become usable within {timeout:.0f} s (waiting for {phase}); "
@@ -81,11 +82,3 @@ def _until(check, deadline: float) -> None:
         if time.monotonic() >= deadline:
             raise TimeoutError
         time.sleep(POLL)
-
-
-def _tcp_open(ip: str, port: int) -> bool:
-    try:
-        with socket.create_connection((ip, port), timeout=1):
-            return True
-    except OSError:
-        return False

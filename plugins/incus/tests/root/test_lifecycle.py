@@ -112,6 +112,19 @@ def test_up_again_is_unchanged(wsenv, life):
     assert wsenv.instance(instance)["config"]["volatile.uuid"] == before
 
 
+def test_up_of_an_unchanged_workspace_brings_its_network_back(wsenv, life):
+    """restartIfChanged leaves the workspace alone, but ``ws up`` still makes sure its network is up."""
+    name, instance = life
+    before = wsenv.instance(instance)["config"]["volatile.uuid"]
+    down = json.loads(wsenv.ws("network", "down", "sandbox", "--json").stdout)
+    assert down[0]["changed"] and wsenv.ws("network", "status", "sandbox", check=False).returncode == 1
+    assert '"action": "unchanged"' in wsenv.ws("up", name, "--json").stdout
+    assert wsenv.ws("network", "status", "sandbox", check=False).returncode == 0, "ws up repaired the network"
+    assert wsenv.instance(instance)["config"]["volatile.uuid"] == before, "and did not re-create the workspace"
+    result = wsenv.ssh(name, "true")  # the workspace is reachable on the rebuilt bridge again
+    assert result.returncode == 0, result.stderr
+
+
 def test_down_leaves_only_the_image(wsenv, life):
     name, _ = life
     SEEN["uuid"] = wsenv.instance(f"workspace-{name}")["config"]["volatile.uuid"]
