@@ -49,8 +49,9 @@ NPM_INSTALL_HOOK = "; ".join(
         'cp -L /etc/resolv.conf "$conf"',
         # trust what the host trusts for this download (a proxy's CA, say); removed again below
         f'if [ -f {HOST_CA} ]; then cp {HOST_CA} "$1/tmp/ws-host-ca.crt"; fi',
+        # under /usr (/usr/bin/claude): /usr/local/bin/claude is ws's wrapper (ws.provision.agent.WRAPPER)
         'chroot "$1" env NODE_EXTRA_CA_CERTS=/tmp/ws-host-ca.crt '
-        "npm install --global --no-fund --no-audit --no-update-notifier {package}",
+        "npm install --global --prefix /usr --no-fund --no-audit --no-update-notifier {package}",
         'rm -rf "$1/root/.npm" "$1/tmp/ws-host-ca.crt" "$conf"',
         'if [ -e "$conf.ws" ] || [ -L "$conf.ws" ]; then mv "$conf.ws" "$conf"; fi',
     )
