@@ -63,11 +63,13 @@ NPM_INSTALL_HOOK = "; ".join(
         # runs, still as nobody and inside the staging prefix
         f'chroot --userspec={NPM_USER} "$1" env HOME={NPM_STAGING} '
         f"sh -c 'cd {NPM_STAGING}/lib/node_modules/{CLAUDE_CODE_NPM} && node install.cjs'",
-        # then into npm's global prefix (/usr/local), owned by root like a root install would leave it
-        'mkdir -p "$1/usr/local/lib/node_modules" "$1/usr/local/bin"',
-        f'cp -a "$1{NPM_STAGING}/lib/node_modules/." "$1/usr/local/lib/node_modules/"',
-        f'cp -a "$1{NPM_STAGING}/bin/." "$1/usr/local/bin/"',
-        'chown -R 0:0 "$1/usr/local/lib/node_modules" "$1/usr/local/bin"',
+        # then under /usr (/usr/bin/claude: /usr/local/bin/claude is ws's wrapper, ws.provision.agent.WRAPPER),
+        # owned by root like a root install; only what was copied is chowned (a chown clears setuid bits)
+        'mkdir -p "$1/usr/lib/node_modules"',
+        f'for item in "$1{NPM_STAGING}/lib/node_modules/"*; do cp -a "$item" "$1/usr/lib/node_modules/"; '
+        'chown -R 0:0 "$1/usr/lib/node_modules/$(basename "$item")"; done',
+        f'for item in "$1{NPM_STAGING}/bin/"*; do cp -a "$item" "$1/usr/bin/"; '
+        'chown -h 0:0 "$1/usr/bin/$(basename "$item")"; done',
         f'rm -rf "$1{NPM_STAGING}" "$1/tmp/ws-host-ca.crt" "$conf"',
         'if [ -e "$conf.ws" ] || [ -L "$conf.ws" ]; then mv "$conf.ws" "$conf"; fi',
     )

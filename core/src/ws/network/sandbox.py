@@ -133,7 +133,7 @@ def is_up(network, state_dir: Path, ports: tuple[firewall.PortBinding, ...] = ()
     """Cheap read-only check that everything ``ensure_up`` creates is in place as configured."""
     spec = _firewall_spec(network, ports)
     return (
-        bridge.probe(network.bridge, _interface(network))
+        bridge.probe(network.bridge, _interface(network), state_dir)
         and bridge.forwarding_enabled()
         and dns.is_current(_forwarder(network, state_dir))
         and _table_current(spec, _read_record(network_dir(network, state_dir)))
@@ -153,16 +153,18 @@ def ensure_up(
 
     ``unmanaged`` are interface-name patterns (the backends' host interfaces) NetworkManager must leave alone;
     ``ports`` the configured workspaces' bridge ports (see :func:`port_bindings`). The caller holds the
-    network's lock (the guard takes it too).
+    network's lock (the guard takes it too). A bridge of the same name that another configuration (another
+    state directory) brought up is refused before anything is changed.
     """
+    bridge.check_owner(network.bridge, state_dir)
     changes = hostfiles.sync_networkmanager(network.bridge, nm_dir, unmanaged)
     if not changes and is_up(network, state_dir, ports):
         log.debug("network already up", bridge=network.bridge)
         return UpResult(())
+    bridge_changes = bridge.ensure(network.bridge, _interface(network), state_dir)  # may refuse: nothing made yet
+    changes += bridge_changes
     directory = network_dir(network, state_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    bridge_changes = bridge.ensure(network.bridge, _interface(network))
-    changes += bridge_changes
     spec = _firewall_spec(network, ports)
     record = _read_record(directory)
     if not _table_current(spec, record):
@@ -192,7 +194,9 @@ def ensure_up(
 
 
 def down(network, state_dir: Path, log, nm_dir: Path = hostfiles.NETWORKMANAGER) -> list[str]:
-    """Remove exactly what ``ensure_up`` created; succeeds when nothing is up."""
+    """Remove exactly what ``ensure_up`` created; succeeds when nothing is up. Another configuration's
+    bridge (and its firewall table, named after the bridge) is refused, not removed."""
+    bridge.check_owner(network.bridge, state_dir, foreign_ok=True)
     directory = network_dir(network, state_dir)
     changes = _stop_guard(network, state_dir)
     changes += dns.stop(_forwarder(network, state_dir))
@@ -209,7 +213,7 @@ def down(network, state_dir: Path, log, nm_dir: Path = hostfiles.NETWORKMANAGER)
             bridge.set_forwarding(False)
             changes.append("disabled IPv4 forwarding (ws had turned it on)")
         mark.unlink()
-    changes += hostfiles.remove_networkmanager(nm_dir)
+    changes += hostfiles.remove_networkmanager(network.bridge, nm_dir)
     for name in (RECORD, RULESET, GUARD_LOG):
         if (directory / name).exists():
             (directory / name).unlink()

@@ -52,7 +52,8 @@ def ws_network_down(network: Network, ctx: Context) -> list[str]:
     settings = ctx.config.core.network
     with ctx.lock("network", settings.bridge):
         changes = sandbox.down(settings, ctx.state.root, ctx.log)
-        return changes + hostfiles.remove_host_files(known_hosts=hostfiles.known_hosts_path(ctx.state.root))
+        owner = str(ctx.state.root)
+        return changes + hostfiles.remove_host_files(owner, known_hosts=hostfiles.known_hosts_path(ctx.state.root))
 
 
 @hookimpl
@@ -88,4 +89,5 @@ def ensure_sandbox(ctx: Context) -> list[str]:
         ports = sandbox.port_bindings(ctx.config.workspaces.values())
         changes = sandbox.ensure_up(settings, ctx.state.root, ctx.log, unmanaged=unmanaged, ports=ports).changes
         entries = hostfiles.entries_for(ctx.config.workspaces.values())
-        return [*changes, *hostfiles.sync_host_files(entries, known_hosts=hostfiles.known_hosts_path(ctx.state.root))]
+        known_hosts = hostfiles.known_hosts_path(ctx.state.root)
+        return [*changes, *hostfiles.sync_host_files(entries, str(ctx.state.root), known_hosts=known_hosts)]

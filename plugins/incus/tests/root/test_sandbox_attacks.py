@@ -1,10 +1,10 @@
 """Attacks from real Incus guests on a sandbox bridge of this module's own (issue 9).
 
 Two workspaces, A and B, boot once for the module, with ``block_lan = false`` (nothing here may depend on
-it). B lives in an Incus project whose ``default`` profile carries an extra NIC and disk, as a careless
-profile would. Guest root is played by host root inside the guest's network namespace (``nsenter --net``,
-the host's Python crafting raw frames on the guest's ``eth0``): the same packets a root shell in the guest
-can send. No packet leaves the module's own bridge.
+it). A lives in the module's own Incus project; B in one whose ``default`` profile carries an extra NIC and
+disk, as a careless profile would. Guest root is played by host root inside the guest's network namespace
+(``nsenter --net``, the host's Python crafting raw frames on the guest's ``eth0``): the same packets a root
+shell in the guest can send. No packet leaves the module's own bridge.
 """
 
 from __future__ import annotations
@@ -42,13 +42,11 @@ class Pair:
     up: subprocess.CompletedProcess
     """``ws up A B``: checked by the profile test (a profile's devices can break B's start)."""
 
-    def project_of(self, name: str) -> str | None:
-        return self.project if name == self.b else None
+    def project_of(self, name: str) -> str:
+        return self.project if name == self.b else self.env.project
 
     def instance(self, name: str) -> dict:
-        query = f"/1.0/instances/workspace-{name}?recursion=1"
-        if self.project_of(name):
-            query += f"&project={self.project_of(name)}"
+        query = f"/1.0/instances/workspace-{name}?recursion=1&project={self.project_of(name)}"
         return json.loads(incus("query", query).stdout)
 
     def expected(self, name: str) -> dict:
@@ -135,7 +133,8 @@ def pair(env_factory):
     env.write_config()
     subprocess.run(["ip", "link", "add", decoy, "type", "bridge"], check=True)  # stays down: a dead end
     try:
-        incus("project", "create", project, "-c", "features.images=false", "-c", "features.profiles=true")
+        # own images too: ws removes the images no instance of the project uses (never the user's)
+        incus("project", "create", project, "-c", "features.images=true", "-c", "features.profiles=true")
         incus("profile", "device", "add", "default", "root", "disk", "path=/", "pool=default", "--project", project)
         incus(
             "profile", "device", "add", "default", "sneaky", "nic", "nictype=bridged", f"parent={decoy}",
@@ -154,7 +153,11 @@ def pair(env_factory):
             env.ws("destroy", name, check=False)
         for item in json.loads(incus("list", "--project", project, "--format", "json", check=False).stdout or "[]"):
             incus("delete", "--force", item["name"], "--project", project, check=False)
-        for device in ("sneaky", "sneakydisk"):
+        for item in json.loads(
+            incus("image", "list", "--project", project, "--format", "json", check=False).stdout or "[]"
+        ):
+            incus("image", "delete", item["fingerprint"], "--project", project, check=False)
+        for device in ("sneaky", "sneakydisk", "root"):
             incus("profile", "device", "remove", "default", device, "--project", project, check=False)
         incus("project", "delete", project, check=False)
         subprocess.run(["ip", "link", "del", decoy], check=False)

@@ -58,6 +58,15 @@ def test_404_is_not_found_with_what_ws_was_doing():
         api.get("instances/workspace-dev", "reading workspace-dev")
 
 
+def test_a_missing_project_is_an_error_that_names_it_not_an_absent_instance():
+    api = _api(LXDAPIException(_response(404, "Project not found")), project="ws-tests")
+    with pytest.raises(IncusError) as error:
+        api.get("instances/workspace-dev", "reading workspace-dev")
+    assert not isinstance(error.value, NotFound), "status would call the workspace absent, up would create it"
+    assert "the Incus project 'ws-tests' ([incus] project) does not exist" in str(error.value)
+    assert "incus project create ws-tests" in str(error.value)
+
+
 def test_missing_bridge_says_to_bring_the_network_up():
     api = _api(LXDAPIException(_response(400, 'Failed to start device "eth0": Parent device "sandbox-br" not found')))
     with pytest.raises(IncusError, match=r"the bridge is missing .* run `ws network up` first"):

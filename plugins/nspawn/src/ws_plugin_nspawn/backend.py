@@ -24,7 +24,7 @@ from ws.types import State, WorkspaceStatus
 from ws_plugin_nspawn import machine, rootfs, uidrange
 
 if TYPE_CHECKING:
-    from ws.api import Context, CreateRequest, Workspace
+    from ws.api import Context, CreateRequest, NetnsRef, Workspace
     from ws.supervise import Supervisor
 
     from ws_plugin_nspawn.settings import NspawnSettings
@@ -38,8 +38,8 @@ def service_name(workspace: Workspace) -> str:
 
 
 def settings_for(ctx: Context, workspace: Workspace | None = None) -> NspawnSettings:
-    """The workspace's options (``[nspawn]`` with its ``[workspaces.NAME.nspawn]`` merged over it, validated by
-    core with the configuration), or ``[nspawn]`` alone."""
+    """The workspace's options (``[nspawn]`` with its ``[workspaces.NAME.nspawn]`` merged over it, validated
+    by core with the configuration), or ``[nspawn]`` alone."""
     from ws_plugin_nspawn.settings import NspawnSettings
 
     if workspace is not None and workspace.options is not None:
@@ -57,9 +57,9 @@ def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> None:
     from ws import hostshare
     from ws.provision import deliver_to_rootfs
 
-    built, attachment, bundle = request.image, request.attachment, request.bundle
-    if built.rootfs_tar is None:
-        raise WsError(f"{workspace.name}: nspawn boots ws's own images only, not {built.reference!r}")
+    image, bundle, attachment = request.image, request.bundle, request.attachment
+    if image.rootfs_tar is None or image.hash is None:
+        raise WsError(f"{workspace.name}: nspawn boots ws's own images only, not {image.reference!r}")
     settings = settings_for(ctx, workspace)
     program = _program(settings)
     sup = supervisor(ctx)
@@ -70,12 +70,11 @@ def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> None:
             f"cannot create {workspace.name}: the network interface {workspace.host_interface} exists and is not "
             "this workspace's; remove it or rename the workspace"
         )
-    ctx.progress(f"{workspace.name}: preparing the root file system")
-    base = rootfs.ensure_base(ctx.state.root, built, ctx.lock("image", f"nspawn-{built.name}"))
+    base = rootfs.ensure_base(ctx.state.root, image, ctx.lock("image", f"nspawn-{image.name}"), ctx.progress)
     folder = rootfs.machine_dir(ctx.state.root, workspace.name)
     folder.mkdir(mode=0o700, parents=True)
     record_file = folder / RECORD
-    record = {"workspace": workspace.name, "image": f"{built.name}-{built.hash}", "base": str(base)}
+    record = {"workspace": workspace.name, "image": f"{image.name}-{image.hash}", "base": str(base)}
     _write_record(record_file, record)
     try:
         shift = uidrange.claim(record_file)
@@ -99,7 +98,7 @@ def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> None:
     log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     log.unlink(missing_ok=True)  # the console of this boot only
     log.touch(mode=0o600)
-    rootfs.remove_unused_bases(ctx.state.root, built.name, keep=_bases_in_use(ctx.state.root))
+    rootfs.remove_unused_bases(ctx.state.root, image.name, keep=_bases_in_use(ctx.state.root))
 
 
 def start(ctx: Context, workspace: Workspace) -> None:
@@ -187,6 +186,14 @@ def leader(ctx: Context, workspace: Workspace) -> int | None:
         return found.leader if found is not None else None
     current = sup.status(service_name(workspace))
     return machine.container_init(current.pid) if current.running else None
+
+
+def netns(ctx: Context, workspace: Workspace) -> NetnsRef | None:
+    """The guest's network namespace, as its PID 1 (None when it does not run)."""
+    from ws.types import NetnsRef
+
+    init = leader(ctx, workspace)
+    return NetnsRef(pid=init) if init is not None else None
 
 
 def _remove_boot(ctx: Context, workspace: Workspace, sup: Supervisor, timeout: float | None = None) -> None:

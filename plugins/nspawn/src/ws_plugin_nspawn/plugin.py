@@ -19,7 +19,7 @@ def ws_workspace_types() -> list[WorkspaceType]:
     """Addresses .50-.89 as in the original. The host end of the veth is named by nspawn itself, ``vb-NAME``
     for a veth on a bridge (the original's ``ve-NAME`` is nspawn's name without a bridge), so names are at most
     12 characters."""
-    from ws.api import WorkspaceType
+    from ws.types import WorkspaceType
 
     return [
         WorkspaceType(
@@ -29,14 +29,12 @@ def ws_workspace_types() -> list[WorkspaceType]:
             ip_range=(50, 89),
             interface_prefix="vb-",
             options_model="ws_plugin_nspawn.settings:NspawnSettings",
-            image_format="rootfs",
         )
     ]
 
 
 @hookimpl
 def ws_create(workspace: Workspace, request: CreateRequest, ctx: Context) -> None:
-    """The boot's state is kept on disk (its record), not handed over: a killed ``ws up`` must converge."""
     from ws_plugin_nspawn import backend
 
     backend.create(ctx, workspace, request)
@@ -86,12 +84,9 @@ def ws_logs(workspace: Workspace, ctx: Context, follow: bool) -> int:
 
 @hookimpl
 def ws_instance_netns(workspace: Workspace, ctx: Context) -> NetnsRef | None:
-    from ws.api import NetnsRef
-
     from ws_plugin_nspawn import backend
 
-    pid = backend.leader(ctx, workspace)
-    return NetnsRef(pid=pid) if pid is not None else None
+    return backend.netns(ctx, workspace)
 
 
 @hookimpl
