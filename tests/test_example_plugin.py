@@ -18,6 +18,9 @@ from ws.plugins import PluginManager
 CONFIG = """\
 state_dir = "{state}"
 
+[network]
+bridge = "wsexample-none"  # never up here: ws doctor must not judge this host's own sandbox network
+
 [example]
 greeting = "hi"
 

@@ -42,7 +42,7 @@ def entry_points(group: str) -> list[EntryPointRecord]:
     try:
         with open(cache) as file:
             data = json.load(file)
-        if data.get("version") == CACHE_VERSION and data.get("key") == key:
+        if data.get("version") == CACHE_VERSION and data.get("key") == key and _trusted(cache):
             return [EntryPointRecord(**record) for record in data["entry_points"]]
     except (OSError, ValueError, TypeError, KeyError):
         pass
@@ -79,19 +79,40 @@ def _installation_key() -> list[Any]:
     return key
 
 
+ROOT_CACHE = "/var/cache/ws"
+"""root's cache: never the invoking user's ``~/.cache`` (sudo may keep HOME), which that user could fill
+with entry points naming any module for root to import."""
+
+
 def _cache_file(group: str) -> str:
     """os.path, not pathlib: this runs on every start-up and pathlib's import alone costs ~10 ms."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if os.geteuid() == 0:
+        base = ROOT_CACHE
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(base, "ws")
     tag = f"{sys.implementation.cache_tag}-{zlib.crc32(sys.prefix.encode()):08x}"
-    return os.path.join(base, "ws", f"entry-points-{group}-{tag}.json")
+    return os.path.join(base, f"entry-points-{group}-{tag}.json")
+
+
+def _trusted(path: str) -> bool:
+    """The cache file and its folder belong to us and nobody else can write them."""
+    for item in (path, os.path.dirname(path)):
+        info = os.stat(item)
+        if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            return False
+    return True
 
 
 def _write_cache(cache: str, data: dict) -> None:
     try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        with open(tmp, "w") as file:
+        import tempfile
+
+        os.makedirs(os.path.dirname(cache), mode=0o755, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cache), prefix=".entry-points.")
+        with os.fdopen(fd, "w") as file:
             json.dump(data, file)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, cache)
     except OSError:
         pass  # read-only home or similar: ws works, it only scans again next time

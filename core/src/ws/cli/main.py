@@ -6,6 +6,7 @@ Exit statuses: 0 success, 1 operation failed, 2 usage or configuration error, 3 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -146,4 +147,5 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, l
 
 
 def main() -> None:
+    os.umask(0o022)  # files ws writes (state, host files) never group- or world-writable, whatever sudo passed on
     cli(prog_name="ws")

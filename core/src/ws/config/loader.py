@@ -51,6 +51,11 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise WsError(f"{path}: permission denied (ws reads its configuration as the invoking user)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [ConfigProblem("", f"not valid TOML: {exc}")]) from None
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); TOML files are UTF-8"
+        raise ConfigError(str(path), [ConfigProblem("", problem)]) from None
+    except RecursionError:
+        raise ConfigError(str(path), [ConfigProblem("", "arrays or tables are nested too deeply")]) from None
 
 
 def _embedded_default(registry: Registry) -> dict[str, Any]:

@@ -52,14 +52,21 @@ def api_for(ctx: Context, workspace: Workspace) -> Api:
 
 
 def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> Created:
+    from ws import hostshare
+    from ws.state import installation_of
+
     settings = settings_for(ctx, workspace)
     api = connect(settings)
     bundle = request.bundle
+    hostshare.protect(workspace)
     source = _source(ctx, api, request.image)
     sharing = instances.Sharing(shift=_shift(api, settings), uid=bundle.user.uid, gid=bundle.user.gid)
+    isolation = instances.Isolation(guest_to_guest=ctx.config.core.network.guest_to_guest)
     body = instances.create_body(
-        workspace, request.attachment, settings, source.body, source.label, list(bundle.mounts), sharing
-    )
+        workspace, request.attachment, settings, source.body, source.label, list(bundle.mounts), sharing,
+        pool=settings.storage_pool or instances.default_pool(api), installation=installation_of(workspace.paths),
+        isolation=isolation,
+    )  # fmt: skip
     ctx.progress(f"{workspace.name}: creating Incus instance {workspace.instance_name}")
     detached = instances.replace(api, workspace, body)
     delivery.deliver(api, workspace.instance_name, bundle, [] if sharing.shift else _host_key_files(workspace))
@@ -110,9 +117,11 @@ def stop(ctx: Context, workspace: Workspace) -> None:
 
 def destroy(ctx: Context, workspace: Workspace) -> None:
     """Delete the instance and ws's images of the workspace's image that no instance uses any more."""
+    from ws import hostshare
     from ws.images import is_ws_image
 
     stop(ctx, workspace)
+    hostshare.release(workspace)
     api = api_for(ctx, workspace)
     if is_ws_image(workspace.image):
         images.remove_unused(api, workspace.image, keep=None)

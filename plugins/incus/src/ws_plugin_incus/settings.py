@@ -49,7 +49,6 @@ class IncusSettings(BaseModel):
     """Incus project (default: ``default``)."""
     storage_pool: str | None = None
     """Root disk pool (default: the one in the ``default`` profile)."""
-    profiles: list[str] = ["default"]
     shift: bool | None = None
     """Idmapped mounts for shared folders (``shift=true``); default: when the server's kernel supports them."""
     standby: bool = True
@@ -57,6 +56,10 @@ class IncusSettings(BaseModel):
     ready_timeout: float = Field(default=120.0, gt=0)
     """Seconds ``ws up`` waits for systemd's default target and sshd."""
     remotes: dict[str, Remote] = {}
+    shared_paths: bool = False
+    """A remote server sees this host's folders at the same paths (it is this machine, or both mount the
+    same shared file system). Disk sources are read on the server: without this, ws refuses to send it
+    host paths, which there would name *that* machine's folders."""
 
     @field_validator("url")
     @classmethod
@@ -81,6 +84,12 @@ class IncusSettings(BaseModel):
         missing = [k for k in ("client_cert", "client_key", "server_cert") if getattr(self, k) is None]
         if missing:
             raise ValueError(f"a remote url needs {', '.join(missing)} (see docs/backends/incus.md)")
+        if not self.shared_paths:
+            raise ValueError(
+                "a remote server reads shared folders (the work folder, mounts) at their paths on its own "
+                "machine; set shared_paths = true only if it sees this host's folders there (same machine or "
+                "a shared file system)"
+            )
         return self
 
     @property

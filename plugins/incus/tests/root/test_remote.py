@@ -64,6 +64,7 @@ def remote(wsenv):
         "client_cert": f'"{cert}"',
         "client_key": f'"{key}"',
         "server_cert": f'"{server_cert}"',
+        "shared_paths": "true",  # the same daemon, so the same machine's folders
     }
     wsenv.write_config()
     try:
