@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ws.types import CheckStatus, DoctorCheck
 
 if TYPE_CHECKING:
-    from ws.context import Context
+    from ws.api import Context
 
 MIN_VERSION = 250  # idmapped binds (--bind=...:idmap)
 
