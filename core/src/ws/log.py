@@ -3,7 +3,6 @@ otherwise, with values of secret-looking keys redacted before any renderer sees 
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from collections.abc import MutableMapping
@@ -11,7 +10,8 @@ from typing import Any, TextIO
 
 SECRET_KEY = re.compile(r"pass(word|wd|phrase)?|secret|token|private|credential|auth|signature|psk|cookie", re.I)
 REDACTED = "***"
-LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
+LEVELS = {-2: 40, -1: 30, 0: 20, 1: 10}
+"""The standard library's ERROR, WARNING, INFO, DEBUG (logging itself is not imported by commands that never log)."""
 
 
 def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -32,6 +32,9 @@ def configure(verbosity: int = 0, fmt: str = "auto", stream: TextIO | None = Non
     """Set up structlog once per process. ``fmt`` is ``auto`` (console on a TTY, else JSON), ``console``
     or ``json``; ``verbosity`` counts ``-v`` minus ``-q``."""
     import structlog
+
+    global _requested
+    _requested = None  # set up now: a CLI request made before is superseded
 
     stream = stream or sys.stderr
     if fmt == "auto":
@@ -54,7 +57,23 @@ def configure(verbosity: int = 0, fmt: str = "auto", stream: TextIO | None = Non
     )
 
 
+_requested: tuple[int, str] | None = None
+"""The CLI's logging options, applied by the first :func:`get_logger` (see :func:`configure_on_first_use`)."""
+
+
+def configure_on_first_use(verbosity: int = 0, fmt: str = "auto") -> None:
+    """What the CLI calls: :func:`configure` runs when something first asks for a logger, so commands that
+    never log (``ws list`` and ``ws status`` from the configuration snapshot) do not import structlog,
+    which with what it imports (asyncio, logging, rich) costs them a third of their time."""
+    global _requested
+    _requested = (verbosity, fmt)
+
+
 def get_logger(**context: Any) -> Any:
     import structlog
 
+    global _requested
+    if _requested is not None:
+        requested, _requested = _requested, None
+        configure(*requested)
     return structlog.get_logger("ws").bind(**context)

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ws.context import Context
+    from ws.overview import Overview
     from ws.plugins import PluginManager
+    from ws.snapshot import Pending
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,12 +40,40 @@ class CliState:
         return self._plugins
 
     def context(self) -> Context:
+        """The fully loaded configuration; a successful load also refreshes its snapshot (:mod:`ws.snapshot`)."""
         if self._context is None:
             from ws.context import load_context
 
+            pending = self._snapshot_key()
             self._context = load_context(self.config_path, self.plugins())
             self._context.report_progress = _progress
+            if pending is not None:
+                pending.save(self._context.config, self._context.registry)
         return self._context
+
+    def overview(self) -> Overview:
+        """The workspaces for ``ws list``, ``ws status`` and completion: from the configuration's snapshot
+        when it is valid (no pydantic, no resolve), else from the full load."""
+        from ws.overview import Overview
+
+        if self._context is None:
+            from ws import snapshot
+
+            pending = self._snapshot_key()
+            found = snapshot.load(pending) if pending is not None else None
+            if found is not None:
+                pm = self.plugins().pm
+                return Overview(found.source, found.state_dir, found.workspaces, found.owners, pm, self.context)
+        return Overview.of_context(self.context())
+
+    def _snapshot_key(self) -> Pending | None:
+        import os
+
+        from ws import snapshot
+        from ws.configfile import find_config
+
+        given = None if self.config_path is None else str(self.config_path)
+        return snapshot.prepare(find_config(given, os.environ), self.plugins(), os.environ)
 
 
 def _progress(message: str) -> None:
@@ -96,12 +126,13 @@ def workspace_names(ctx: click.Context, _param: click.Parameter, incomplete: str
 
     try:
         given = ctx.find_object(CliState)  # callbacks do not run here: only obj= passed by the caller
-        from pathlib import Path
-
         given_path = ctx.find_root().params.get("config_path")
-        state = CliState(config_path=Path(given_path) if given_path else None)
-        state.extra_plugins = given.extra_plugins if given else []
-        names = state.context().config.workspaces
+        state = CliState(extra_plugins=given.extra_plugins if given else [])
+        if given_path:
+            from pathlib import Path
+
+            state.config_path = Path(given_path)
+        names = state.overview().workspaces
     except Exception:  # noqa: BLE001 - completion must never print errors into the shell
         return []
     return [CompletionItem(name) for name in sorted(names) if name.startswith(incomplete)]

@@ -45,6 +45,10 @@ def connection_error(endpoint: str, exc: BaseException, remote: bool) -> IncusEr
     return IncusError(f"cannot talk to incusd on {endpoint}: {_short(text)}")
 
 
+def missing_certificate(key: str, path: object, endpoint: str) -> IncusError:
+    return IncusError(f"[incus] {key} {path} does not exist (needed to reach {endpoint})")
+
+
 def api_error(doing: str, status: int, message: str) -> IncusError:
     """An error answer of the API, while ``doing`` something (``"creating workspace-dev"``)."""
     lower = message.lower()

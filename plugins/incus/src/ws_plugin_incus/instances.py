@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ws_plugin_incus.errors import IncusError, NotFound, foreign_instance
+from ws_plugin_incus.listing import IMAGE_KEY, NIC, OWNER_KEY, owned
 
 if TYPE_CHECKING:
     from ws.types import Mount, NetworkAttachment, Workspace
@@ -25,12 +26,9 @@ if TYPE_CHECKING:
     from ws_plugin_incus.client import Api
     from ws_plugin_incus.settings import IncusSettings
 
-OWNER_KEY = "user.ws.workspace"
-IMAGE_KEY = "user.ws.image"
 DETACHED = "-old-"
 STANDBY_KEY = "user.ws.standby"
 """On the ``-next`` instance: the hash of the create request it was made from (see :func:`replace`)."""
-NIC = "eth0"
 HOST_KEYS_GUEST_DIR = "/etc/ssh-host-keys"
 STOP_TIMEOUT = 30
 
@@ -120,10 +118,6 @@ def get(api: Api, workspace: Workspace) -> dict | None:
         return api.get(f"instances/{workspace.instance_name}", f"reading {workspace.instance_name}", recursion=1)
     except NotFound:
         return None
-
-
-def owned(instance: dict, workspace: Workspace) -> bool:
-    return (instance.get("config") or {}).get(OWNER_KEY) == workspace.name
 
 
 def ensure_absent(

@@ -145,7 +145,7 @@ class WsEnv:
         )
 
     def environ(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUDO_", "WS_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUDO_", "WS_")) or k == "WS_CACHE_DIR"}
         return {**env, "WS_CONFIG": str(self.config), "WS_PLUGINS": "incus"}
 
     def status(self, name: str) -> dict:
