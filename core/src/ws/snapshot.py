@@ -23,7 +23,6 @@ import os
 import sys
 import time
 import zlib
-from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,6 @@ from ws import __version__, cache
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
     from ws.config import Config
     from ws.plugins import PluginManager, Registry
@@ -45,28 +43,37 @@ KEY_ENVIRONMENT = ("WS_PLUGINS", "WS_DISABLE_PLUGINS")
 """The environment variables the resolved configuration depends on besides the file's name."""
 
 
-@dataclass(frozen=True)
 class Snapshot:
-    """The resolved configuration as ``ws list``/``status`` and completion use it."""
+    """The resolved configuration as ``ws list``/``status`` and completion use it. (This module's classes
+    are plain: creating a dataclass costs these commands half a millisecond.)"""
 
-    source: str
-    state_dir: Path
-    workspaces: dict[str, Workspace]
-    """Every workspace with its backend options as plain data (see :func:`plain`)."""
-    owners: dict[str, str]
-    """The plugin providing each of the workspaces' types, by type name."""
+    def __init__(self, source: str, state_dir: str, owners: dict[str, str], records: list[dict[str, Any]]):
+        self.source = source
+        self.state_dir = state_dir
+        self.owners = owners
+        """The plugin providing each of the workspaces' types, by type name."""
+        self.records = records
+        """Each workspace as stored: completion needs only the names, list and status :meth:`workspaces`."""
+
+    @property
+    def names(self) -> list[str]:
+        return [record["name"] for record in self.records]
+
+    def workspaces(self) -> dict[str, Workspace]:
+        """Every workspace with its backend options as plain data (see :func:`plain`)."""
+        return {record["name"]: _restore(record) for record in self.records}
 
 
-@dataclass(frozen=True)
 class Pending:
     """The key of the configuration about to be loaded, computed *before* the load: a file changed while
     it is being read then leaves a snapshot under the old key, which the next run does not match."""
 
-    slot: str
-    key: str
-    """Everything the resolved configuration depends on, as one string (see the module docstring)."""
-    started_ns: int
-    environ: Mapping[str, str]
+    def __init__(self, slot: str, key: str, started_ns: int, environ: Mapping[str, str]):
+        self.slot = slot
+        self.key = key
+        """Everything the resolved configuration depends on, as one string (see the module docstring)."""
+        self.started_ns = started_ns
+        self.environ = environ
 
     def save(self, config: Config, registry: Registry) -> None:
         """Write the snapshot of ``config`` (best effort: a cache that cannot be written only costs time)."""
@@ -127,10 +134,7 @@ def load(pending: Pending) -> Snapshot | None:
             data = json.load(file)
         if data.get("key") != pending.key or data["leases"] != _file_content(data["leases_file"]):
             return None
-        from pathlib import Path
-
-        workspaces = {item["name"]: _restore(item) for item in data["workspaces"]}
-        return Snapshot(data["source"], Path(data["state_dir"]), workspaces, data["owners"])
+        return Snapshot(data["source"], data["state_dir"], data["owners"], data["workspaces"])
     except (OSError, ValueError, TypeError, KeyError):
         return None
 

@@ -71,12 +71,14 @@ def test_the_snapshot_stands_for_the_loaded_configuration(config, environ) -> No
     ctx = save(config, manager(), environ)
     found = valid(config, manager(), environ)
     assert found is not None
-    assert (found.source, found.state_dir) == (str(config), ctx.state.root)
-    assert found.workspaces == {name: snapshot.plain(w) for name, w in ctx.config.workspaces.items()}
+    assert (found.source, found.state_dir) == (str(config), str(ctx.state.root))
+    workspaces = found.workspaces()
+    assert workspaces == {name: snapshot.plain(w) for name, w in ctx.config.workspaces.items()}
     for name, workspace in ctx.config.workspaces.items():
-        assert found.workspaces[name].options == snapshot.plain(workspace).options
-    assert found.workspaces["gamma"].options == {"socket": "/run/other.socket"}, "plain data, merged"
-    assert found.workspaces["alpha"].mounts[0].host_path == Path("/srv/data")
+        assert workspaces[name].options == snapshot.plain(workspace).options
+    assert workspaces["gamma"].options == {"socket": "/run/other.socket"}, "plain data, merged"
+    assert workspaces["alpha"].mounts[0].host_path == Path("/srv/data")
+    assert found.names == sorted(ctx.config.workspaces)
     assert found.owners == {"microvm": "fake", "nspawn": "fake", "incus": "fake"}
 
 
@@ -95,7 +97,7 @@ def test_an_edit_with_size_and_mtime_restored_invalidates(config, environ) -> No
     assert config.stat().st_size == before.st_size and config.stat().st_mtime_ns == before.st_mtime_ns
     assert valid(config, manager(), environ) is None
     ctx = save(config, manager(), environ)
-    assert valid(config, manager(), environ).workspaces["alpha"].cpus == ctx.config.workspaces["alpha"].cpus == 3
+    assert valid(config, manager(), environ).workspaces()["alpha"].cpus == ctx.config.workspaces["alpha"].cpus == 3
 
 
 def test_a_plugin_installed_removed_or_changed_invalidates(config, environ, tmp_path, monkeypatch) -> None:
@@ -146,8 +148,8 @@ def test_another_configuration_file_has_its_own_snapshot(config, environ, write_
     other = write_config(CONFIG.replace("[fake]\n", "").replace("beta", "delta"), name="other.toml")
     save(config, manager(), environ)
     save(other, manager(), environ)
-    assert set(valid(config, manager(), environ).workspaces) == {"alpha", "beta", "gamma"}
-    assert set(valid(other, manager(), environ).workspaces) == {"alpha", "delta", "gamma"}
+    assert set(valid(config, manager(), environ).names) == {"alpha", "beta", "gamma"}
+    assert set(valid(other, manager(), environ).names) == {"alpha", "delta", "gamma"}
 
 
 @pytest.mark.parametrize("what", ["file", "folder"])

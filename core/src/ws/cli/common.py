@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ws.context import Context
     from ws.overview import Overview
     from ws.plugins import PluginManager
-    from ws.snapshot import Pending
+    from ws.snapshot import Pending, Snapshot
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,15 +56,27 @@ class CliState:
         when it is valid (no pydantic, no resolve), else from the full load."""
         from ws.overview import Overview
 
-        if self._context is None:
-            from ws import snapshot
+        found = self._snapshot()
+        if found is not None:
+            from pathlib import Path
 
-            pending = self._snapshot_key()
-            found = snapshot.load(pending) if pending is not None else None
-            if found is not None:
-                pm = self.plugins().pm
-                return Overview(found.source, found.state_dir, found.workspaces, found.owners, pm, self.context)
+            state_dir, pm = Path(found.state_dir), self.plugins().pm
+            return Overview(found.source, state_dir, found.workspaces(), found.owners, pm, self.context)
         return Overview.of_context(self.context())
+
+    def workspace_names(self) -> list[str]:
+        """The configured workspaces' names (for completion: from the snapshot, without any status)."""
+        found = self._snapshot()
+        return found.names if found is not None else list(self.context().config.workspaces)
+
+    def _snapshot(self) -> Snapshot | None:
+        """The configuration's valid snapshot, unless the configuration is loaded already."""
+        if self._context is not None:
+            return None
+        from ws import snapshot
+
+        pending = self._snapshot_key()
+        return snapshot.load(pending) if pending is not None else None
 
     def _snapshot_key(self) -> Pending | None:
         import os
@@ -132,7 +144,7 @@ def workspace_names(ctx: click.Context, _param: click.Parameter, incomplete: str
             from pathlib import Path
 
             state.config_path = Path(given_path)
-        names = state.overview().workspaces
+        names = state.workspace_names()
     except Exception:  # noqa: BLE001 - completion must never print errors into the shell
         return []
     return [CompletionItem(name) for name in sorted(names) if name.startswith(incomplete)]

@@ -189,7 +189,7 @@ def list_workspaces(as_json: bool) -> None:
     overview = _overview()
     workspaces = sorted(overview.workspaces.values(), key=lambda w: w.name)
     rows = []
-    for workspace, answer in zip(workspaces, overview.statuses(workspaces), strict=True):
+    for workspace, answer in zip(workspaces, overview.statuses(workspaces, brief=True), strict=True):
         failed = isinstance(answer, Exception)
         rows.append(
             {
@@ -217,7 +217,7 @@ def status(name: str, as_json: bool) -> None:
     """Show one workspace's state as its backend reports it, with its identities."""
     overview = _overview()
     workspace = overview.workspace(name)
-    result = overview.statuses([workspace])[0]
+    result = overview.statuses([workspace], brief=False)[0]
     if isinstance(result, Exception):
         raise result
     if as_json:

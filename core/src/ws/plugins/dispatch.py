@@ -11,13 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ws import hookspecs
-from ws.plugins.registry import one_plugin_result
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    import pluggy
-
     from ws.plugins.registry import Registry
     from ws.preparation import CreateRequest
     from ws.types import (
@@ -101,13 +96,6 @@ class NetworkOwner:
 
     def maintain(self, force: bool) -> MaintenanceResult:
         return self._call(hookspecs.ws_network_maintain, force=force)
-
-
-def status_many(pm: pluggy.PluginManager, owner: str, workspaces: list[Workspace], state_dir: Path) -> dict | None:
-    """``ws_status_many`` of the backend plugin ``owner`` (``{name: WorkspaceStatus | WsError}``), or None
-    when it does not implement it. Called by plugin name: ``ws list`` from the configuration snapshot
-    knows each type's owner without asking every plugin for its claims (which imports every type)."""
-    return one_plugin_result(pm, owner, hookspecs.ws_status_many, workspaces=workspaces, state_dir=state_dir)
 
 
 def define_network(registry: Registry, name: str, core: Any, sections: Any) -> Network:

@@ -49,6 +49,13 @@ def missing_certificate(key: str, path: object, endpoint: str) -> IncusError:
     return IncusError(f"[incus] {key} {path} does not exist (needed to reach {endpoint})")
 
 
+def untrusted_client(endpoint: str, client_cert: object) -> IncusError:
+    return IncusError(
+        f"the Incus server at {endpoint} does not trust ws's client certificate {client_cert}: "
+        "add it on the server with `incus config trust add-certificate CERT` (see docs/backends/incus.md)"
+    )
+
+
 def api_error(doing: str, status: int, message: str) -> IncusError:
     """An error answer of the API, while ``doing`` something (``"creating workspace-dev"``)."""
     lower = message.lower()

@@ -3,10 +3,8 @@ translation of an instance into a :class:`ws.types.WorkspaceStatus` that ``ws_st
 
 ``ws list`` and ``ws status`` run in shell prompts and scripts: this module imports only the standard
 library's socket and json (ssl for a remote server) and ws's light modules, never pylxd, requests or
-pydantic, and reads the options as the plain data core hands to ``ws_status_many``. One
-``GET /1.0/instances?recursion=2`` per endpoint and project (filtered to the workspaces' instances, whose
-state is all the daemon then gathers) answers for every workspace on it, over HTTP/1.0 so the answer is
-one plain body up to the end of the connection.
+pydantic, and reads the options as the plain data core hands to ``ws_status_many``. Requests are
+HTTP/1.0, so each answer is one plain body up to the end of the connection.
 """
 
 from __future__ import annotations
@@ -19,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from ws.records import State, WorkspaceStatus
 
-from ws_plugin_incus.errors import IncusError, api_error, connection_error, missing_certificate
+from ws_plugin_incus.errors import (
+    IncusError,
+    NotFound,
+    api_error,
+    connection_error,
+    missing_certificate,
+    untrusted_client,
+)
 
 if TYPE_CHECKING:
     from ws.errors import WsError
@@ -70,8 +75,13 @@ def describe(instance: dict | None, workspace: Workspace, endpoint: str) -> Work
     )
 
 
-def status_many(workspaces: list[Workspace]) -> dict[str, WorkspaceStatus | WsError]:
-    """Every workspace's status; a server that cannot be asked gives its error to each of its workspaces."""
+def status_many(workspaces: list[Workspace], brief: bool) -> dict[str, WorkspaceStatus | WsError]:
+    """Every workspace's status; a server that cannot be asked gives its error to each of its workspaces.
+
+    ``brief``: one ``GET /1.0/instances?recursion=1`` per server and project, whose instances carry their
+    status, configuration and location but not their state (addresses, start time: gathering those costs
+    the daemon milliseconds per running instance). Otherwise each instance is asked for with its state,
+    the request ``ws_status`` makes."""
     groups: dict[tuple, list[Workspace]] = {}
     for workspace in workspaces:
         options = workspace.options or {}
@@ -82,7 +92,11 @@ def status_many(workspaces: list[Workspace]) -> dict[str, WorkspaceStatus | WsEr
         options = group[0].options or {}
         endpoint = options.get("url") or local_socket(options.get("socket"))
         try:
-            found = {item["name"]: item for item in _instances(options, endpoint, group)}
+            if brief:
+                listed = _request(options, endpoint, "instances?recursion=1", "listing instances") or []
+                found = {item["name"]: item for item in listed}
+            else:
+                found = {w.instance_name: _instance(options, endpoint, w.instance_name) for w in group}
         except IncusError as exc:
             answers.update(dict.fromkeys((w.name for w in group), exc))
             continue
@@ -91,22 +105,28 @@ def status_many(workspaces: list[Workspace]) -> dict[str, WorkspaceStatus | WsEr
     return answers
 
 
-def _instances(options: dict[str, Any], endpoint: str, group: list[Workspace]) -> list[dict]:
-    """The group's instances with their state (the filter spares the daemon the state of the others;
-    the caller still picks by exact name)."""
-    names = "|".join(sorted(w.instance_name for w in group))
-    query = f"recursion=2&filter={_quote(f'name eq ^({names})$')}"
+def _instance(options: dict[str, Any], endpoint: str, name: str) -> dict | None:
+    """One instance with its state, or None when there is none."""
+    try:
+        return _request(options, endpoint, f"instances/{name}?recursion=1", f"reading {name}")
+    except NotFound:
+        return None
+
+
+def _request(options: dict[str, Any], endpoint: str, path: str, doing: str) -> Any:
+    """``GET /1.0/<path>`` (in the configured project); the answer's metadata, or the error as ws says it."""
     if options.get("project"):
-        query += f"&project={_quote(options['project'])}"
-    status, body = _get(options, endpoint, f"/1.0/instances?{query}")
+        path += f"{'&' if '?' in path else '?'}project={_quote(options['project'])}"
+    status, body = _get(options, endpoint, f"/1.0/{path}")
+    if status == 403 and options.get("url"):
+        raise untrusted_client(endpoint, options.get("client_cert"))
     try:
         answer = json.loads(body)
     except ValueError:
-        raise api_error("listing instances", status, f"HTTP {status} with a body that is not JSON") from None
+        raise api_error(doing, status, f"HTTP {status} with a body that is not JSON") from None
     if status != 200 or answer.get("type") == "error":
-        message = answer.get("error") or f"HTTP {status}"
-        raise api_error("listing instances", answer.get("error_code") or status, message)
-    return answer.get("metadata") or []
+        raise api_error(doing, answer.get("error_code") or status, answer.get("error") or f"HTTP {status}")
+    return answer.get("metadata")
 
 
 def _get(options: dict[str, Any], endpoint: str, path: str) -> tuple[int, bytes]:

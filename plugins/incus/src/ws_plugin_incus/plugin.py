@@ -71,11 +71,11 @@ def ws_status(workspace: Workspace, ctx: Context) -> WorkspaceStatus:
 
 
 @hookimpl
-def ws_status_many(workspaces: list[Workspace], state_dir: Path) -> dict[str, WorkspaceStatus | WsError]:
-    """``ws list`` and ``ws status``: one request per server, standard library only."""
+def ws_status_many(workspaces: list[Workspace], state_dir: Path, brief: bool) -> dict[str, WorkspaceStatus | WsError]:
+    """``ws list`` and ``ws status``: standard library only, one request per server for a brief listing."""
     from ws_plugin_incus import listing
 
-    return listing.status_many(workspaces)
+    return listing.status_many(workspaces, brief)
 
 
 @hookimpl

@@ -155,9 +155,10 @@ def ws_status(workspace: Workspace, ctx: Context) -> WorkspaceStatus:
 
 
 @hookimpl
-def ws_status_many(workspaces: list[Workspace], state_dir: Path) -> dict[str, WorkspaceStatus | WsError]:
-    """``ws list``: every workspace's state without the loaded configuration (no ctx; plain options).
-    A backend with an API answers all of them with one request; the example's states are files."""
+def ws_status_many(workspaces: list[Workspace], state_dir: Path, brief: bool) -> dict[str, WorkspaceStatus | WsError]:
+    """``ws list`` and ``ws status``: every workspace's state without the loaded configuration (no ctx;
+    plain options). A backend with an API answers all of them with one request, and with ``brief`` leaves
+    out what costs more than the state; the example's states are cheap files, so it ignores ``brief``."""
     answers: dict[str, WorkspaceStatus | WsError] = {}
     for workspace in workspaces:
         try:
