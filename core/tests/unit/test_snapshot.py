@@ -210,3 +210,16 @@ def test_a_removed_plugin_is_not_answered_from_the_snapshot(run_ws, write_config
     shutil.rmtree(tmp_path / "site" / "ws_fake_backend-0.dist-info")
     result = run_ws("list", env=env)
     assert result.returncode == 3 and "vm" in result.stderr, result.stderr
+
+
+def test_a_backend_without_ws_status_many_is_asked_ws_status_and_the_snapshot_kept(run_ws, write_config, state_dir):
+    """The fake backends lack the batch hook: list loads in full for them, and leaves the valid snapshot."""
+    config = write_config(CONFIG.replace("[fake]\n", ""))
+    env = {"WS_CONFIG": str(config)}
+    stored = Path(os.environ["WS_CACHE_DIR"]) / snapshot.FOLDER / snapshot.prepare(str(config), manager(), {}).slot
+    stored.unlink(missing_ok=True)
+    first = run_ws("list", env=env)
+    written = stored.stat().st_mtime_ns
+    assert run_ws("list", env=env).stdout == first.stdout
+    assert stored.stat().st_mtime_ns == written
+    assert [call[2] for call in fake_backends.calls(state_dir)].count("status") == 6, "3 workspaces, twice"

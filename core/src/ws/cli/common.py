@@ -31,6 +31,8 @@ class CliState:
     """In-process plugins to register besides the entry points (tests, embedding)."""
     _plugins: PluginManager | None = field(default=None, repr=False)
     _context: Context | None = field(default=None, repr=False)
+    _snapshot_valid: bool = field(default=False, repr=False)
+    """A valid snapshot was found: a full load after it (a backend without ``ws_status_many``) keeps it."""
 
     def plugins(self) -> PluginManager:
         if self._plugins is None:
@@ -47,7 +49,7 @@ class CliState:
             pending = self._snapshot_key()
             self._context = load_context(self.config_path, self.plugins())
             self._context.report_progress = _progress
-            if pending is not None:
+            if pending is not None and not self._snapshot_valid:
                 pending.save(self._context.config, self._context.registry)
         return self._context
 
@@ -76,7 +78,9 @@ class CliState:
         from ws import snapshot
 
         pending = self._snapshot_key()
-        return snapshot.load(pending) if pending is not None else None
+        found = snapshot.load(pending) if pending is not None else None
+        self._snapshot_valid = found is not None
+        return found
 
     def _snapshot_key(self) -> Pending | None:
         import os
