@@ -112,13 +112,13 @@ def prepare(config_file: str | None, plugins: PluginManager, environ: Mapping[st
     registered = [[info.name, info.distribution, info.version] for info, _plugin in plugins.registered]
     parts: list[Any] = [FORMAT, __version__, sys.executable, config_file, absolute, registered]
     parts += [[name, environ.get(name)] for name in KEY_ENVIRONMENT]
-    parts += [_tree_stamp(package) for package in sorted(packages)]
-    if config_file is not None:
-        try:
+    try:
+        parts += [_tree_stamp(package) for package in sorted(packages)]
+        if config_file is not None:
             with open(config_file, "rb") as file:
                 parts.append(file.read().decode("utf-8", "surrogateescape"))
-        except OSError:
-            return None
+    except OSError:  # a file removed while being read (an upgrade), an unreadable configuration
+        return None
     key = json.dumps(parts)
     slot = f"{zlib.crc32(json.dumps([absolute, sys.executable]).encode()):08x}.json"
     return Pending(slot, key, time.time_ns(), environ)
