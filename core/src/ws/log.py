@@ -1,5 +1,9 @@
 """Logging: structlog to stderr (stdout is for command output), human on a terminal, JSON lines
-otherwise, with values of secret-looking keys redacted before any renderer sees them."""
+otherwise, with values of secret-looking keys redacted before any renderer sees them.
+
+Commands print their own summary on stdout (and progress on stderr), so the log's events would only
+repeat it: by default only warnings and errors are logged. ``-v`` adds the events (info), ``-vv`` debug;
+asking for JSON (``--log-format json``) is asking for the events, so it logs them without ``-v``."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any, TextIO
 
 SECRET_KEY = re.compile(r"pass(word|wd|phrase)?|secret|token|private|credential|auth|signature|psk|cookie", re.I)
 REDACTED = "***"
-LEVELS = {-2: 40, -1: 30, 0: 20, 1: 10}
+LEVELS = {-1: 40, 0: 30, 1: 20, 2: 10}
 """The standard library's ERROR, WARNING, INFO, DEBUG (logging itself is not imported by commands that never log)."""
 
 
@@ -30,19 +34,21 @@ def _redact(mapping: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
 
 def configure(verbosity: int = 0, fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Set up structlog once per process. ``fmt`` is ``auto`` (console on a TTY, else JSON), ``console``
-    or ``json``; ``verbosity`` counts ``-v`` minus ``-q``."""
+    or ``json``; ``verbosity`` counts ``-v`` minus ``-q`` (see the module docstring for the levels)."""
     import structlog
 
     global _requested
     _requested = None  # set up now: a CLI request made before is superseded
 
     stream = stream or sys.stderr
+    if fmt == "json":
+        verbosity += 1
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
-    level = LEVELS[max(-2, min(1, verbosity))]
+    level = LEVELS[max(-1, min(2, verbosity))]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

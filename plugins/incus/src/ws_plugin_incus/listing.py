@@ -94,6 +94,9 @@ def status_many(workspaces: list[Workspace], brief: bool) -> dict[str, Workspace
         try:
             if brief:
                 listed = _request(options, endpoint, "instances?recursion=1", "listing instances") or []
+                if not listed and options.get("project"):  # Incus lists a missing project as empty
+                    project = f"projects/{_quote(options['project'])}"
+                    _request(options, endpoint, project, "listing instances", in_project=False)
                 found = {item["name"]: item for item in listed}
             else:
                 found = {w.instance_name: _instance(options, endpoint, w.instance_name) for w in group}
@@ -113,9 +116,9 @@ def _instance(options: dict[str, Any], endpoint: str, name: str) -> dict | None:
         return None
 
 
-def _request(options: dict[str, Any], endpoint: str, path: str, doing: str) -> Any:
+def _request(options: dict[str, Any], endpoint: str, path: str, doing: str, in_project: bool = True) -> Any:
     """``GET /1.0/<path>`` (in the configured project); the answer's metadata, or the error as ws says it."""
-    if options.get("project"):
+    if in_project and options.get("project"):
         path += f"{'&' if '?' in path else '?'}project={_quote(options['project'])}"
     status, body = _get(options, endpoint, f"/1.0/{path}")
     if status == 403 and options.get("url"):
@@ -123,9 +126,10 @@ def _request(options: dict[str, Any], endpoint: str, path: str, doing: str) -> A
     try:
         answer = json.loads(body)
     except ValueError:
-        raise api_error(doing, status, f"HTTP {status} with a body that is not JSON") from None
+        raise api_error(doing, status, f"HTTP {status} with a body that is not JSON", options.get("project")) from None
     if status != 200 or answer.get("type") == "error":
-        raise api_error(doing, answer.get("error_code") or status, answer.get("error") or f"HTTP {status}")
+        message = answer.get("error") or f"HTTP {status}"
+        raise api_error(doing, answer.get("error_code") or status, message, options.get("project"))
     return answer.get("metadata")
 
 
