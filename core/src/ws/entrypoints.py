@@ -16,6 +16,8 @@ import zlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ws.cache import cache_dir, trusted
+
 CACHE_VERSION = 1
 
 
@@ -42,7 +44,7 @@ def entry_points(group: str) -> list[EntryPointRecord]:
     try:
         with open(cache) as file:
             data = json.load(file)
-        if data.get("version") == CACHE_VERSION and data.get("key") == key and _trusted(cache):
+        if data.get("version") == CACHE_VERSION and data.get("key") == key and trusted(cache):
             return [EntryPointRecord(**record) for record in data["entry_points"]]
     except (OSError, ValueError, TypeError, KeyError):
         pass
@@ -79,29 +81,11 @@ def _installation_key() -> list[Any]:
     return key
 
 
-ROOT_CACHE = "/var/cache/ws"
-"""root's cache: never the invoking user's ``~/.cache`` (sudo may keep HOME), which that user could fill
-with entry points naming any module for root to import."""
-
-
 def _cache_file(group: str) -> str:
-    """os.path, not pathlib: this runs on every start-up and pathlib's import alone costs ~10 ms."""
-    if os.geteuid() == 0:
-        base = ROOT_CACHE
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(base, "ws")
+    """In :func:`ws.cache.cache_dir`: root's is never the invoking user's ``~/.cache`` (sudo may keep HOME),
+    which that user could fill with entry points naming any module for root to import."""
     tag = f"{sys.implementation.cache_tag}-{zlib.crc32(sys.prefix.encode()):08x}"
-    return os.path.join(base, f"entry-points-{group}-{tag}.json")
-
-
-def _trusted(path: str) -> bool:
-    """The cache file and its folder belong to us and nobody else can write them."""
-    for item in (path, os.path.dirname(path)):
-        info = os.stat(item)
-        if info.st_uid != os.geteuid() or info.st_mode & 0o022:
-            return False
-    return True
+    return os.path.join(cache_dir(), f"entry-points-{group}-{tag}.json")
 
 
 def _write_cache(cache: str, data: dict) -> None:

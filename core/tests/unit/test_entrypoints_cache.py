@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from ws import cache as ws_cache
 from ws import entrypoints
 
 
@@ -15,7 +16,8 @@ def poisoned_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     """A cache in the invoking user's XDG folder (as sudo may leave it) naming a module of the user's."""
     user_cache = tmp_path / "user-cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(user_cache))
-    monkeypatch.setattr(entrypoints, "ROOT_CACHE", str(tmp_path / "root-cache"), raising=False)
+    monkeypatch.setattr(ws_cache, "ROOT_CACHE", str(tmp_path / "root-cache"))
+    monkeypatch.delenv("WS_CACHE_DIR", raising=False)
     folder = user_cache / "ws"
     folder.mkdir(parents=True)
     tag = f"{entrypoints.sys.implementation.cache_tag}-{entrypoints.zlib.crc32(entrypoints.sys.prefix.encode()):08x}"
@@ -39,6 +41,6 @@ def test_a_cache_others_can_write_is_not_trusted(tmp_path: Path) -> None:
     cache.write_text("{}")
     os.chmod(tmp_path, 0o755)
     os.chmod(cache, 0o644)
-    assert entrypoints._trusted(str(cache))
+    assert ws_cache.trusted(str(cache))
     os.chmod(tmp_path, 0o777)
-    assert not entrypoints._trusted(str(cache))
+    assert not ws_cache.trusted(str(cache))

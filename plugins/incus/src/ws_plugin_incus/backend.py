@@ -10,22 +10,18 @@ instance ahead of time (``[incus] standby``), so re-creating skips unpacking the
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ws.types import State, WorkspaceStatus
+from ws.types import WorkspaceStatus
 
-from ws_plugin_incus import delivery, images, instances, readiness
+from ws_plugin_incus import delivery, images, instances, listing, readiness
 from ws_plugin_incus.client import Api, connect
 
 if TYPE_CHECKING:
     from ws.api import Context, CreateRequest, NetnsRef, PreparedImage, Workspace
 
     from ws_plugin_incus.settings import IncusSettings
-
-STATES = {"running": State.RUNNING, "stopped": State.STOPPED}
 
 
 @dataclass(frozen=True)
@@ -141,28 +137,7 @@ def netns(ctx: Context, workspace: Workspace) -> NetnsRef | None:
 
 def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
     api = api_for(ctx, workspace)
-    instance = instances.get(api, workspace)
-    if instance is None:
-        return WorkspaceStatus(State.ABSENT, f"no instance {workspace.instance_name} on {api.endpoint}")
-    if not instances.owned(instance, workspace):
-        return WorkspaceStatus(
-            State.ERROR, f"{workspace.instance_name} on {api.endpoint} exists but was not created by ws"
-        )
-    state = instance.get("state") or {}
-    status_text = (instance.get("status") or "").lower()
-    started = _timestamp(state.get("started_at")) if status_text == "running" else None
-    location = instance.get("location") if instance.get("location") not in (None, "", "none") else None
-    detail = f"{workspace.instance_name} on {location or api.endpoint}"
-    if started is not None:
-        detail += f", up {_duration(time.time() - started)}"
-    return WorkspaceStatus(
-        STATES.get(status_text, State.ERROR),
-        detail if status_text in STATES else f"{detail}: Incus reports {instance.get('status')}",
-        ip=_address(state),
-        image=(instance.get("config") or {}).get(instances.IMAGE_KEY),
-        started_at=started,
-        extra={"instance": workspace.instance_name, "endpoint": api.endpoint, "location": location},
-    )
+    return listing.describe(instances.get(api, workspace), workspace, api.endpoint)
 
 
 def _source(ctx: Context, api: Api, image: PreparedImage) -> images.Source:
@@ -190,24 +165,3 @@ def _host_key_files(workspace: Workspace) -> list[tuple[str, bytes, int]]:
         for path in sorted(folder.iterdir())
         if path.is_file() and not path.name.startswith(".")
     ]
-
-
-def _address(state: dict) -> str | None:
-    nic = (state.get("network") or {}).get(instances.NIC) or {}
-    return next((a["address"] for a in nic.get("addresses") or () if a.get("family") == "inet"), None)
-
-
-def _timestamp(text: str | None) -> float | None:
-    if not text or text.startswith("0001-"):
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s"

@@ -17,9 +17,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ws.state import installation_of
-
 from ws_plugin_incus.errors import IncusError, NotFound, foreign_instance
+from ws_plugin_incus.listing import IMAGE_KEY, INSTALLATION_KEY, NIC, OWNER_KEY, owned
 
 if TYPE_CHECKING:
     from ws.types import Mount, NetworkAttachment, Workspace
@@ -27,15 +26,9 @@ if TYPE_CHECKING:
     from ws_plugin_incus.client import Api
     from ws_plugin_incus.settings import IncusSettings
 
-OWNER_KEY = "user.ws.workspace"
-INSTALLATION_KEY = "user.ws.installation"
-"""Which ws installation made the instance (``ws.state.installation_id``): two installations sharing a
-project each see the other's instances as foreign. Instances made before the key existed lack it."""
-IMAGE_KEY = "user.ws.image"
 DETACHED = "-old-"
 STANDBY_KEY = "user.ws.standby"
 """On the ``-next`` instance: the hash of the create request it was made from (see :func:`replace`)."""
-NIC = "eth0"
 HOST_KEYS_GUEST_DIR = "/etc/ssh-host-keys"
 STOP_TIMEOUT = 30
 
@@ -158,12 +151,6 @@ def get(api: Api, workspace: Workspace) -> dict | None:
         return api.get(f"instances/{workspace.instance_name}", f"reading {workspace.instance_name}", recursion=1)
     except NotFound:
         return None
-
-
-def owned(instance: dict, workspace: Workspace) -> bool:
-    config = instance.get("config") or {}
-    made_by = config.get(INSTALLATION_KEY)
-    return config.get(OWNER_KEY) == workspace.name and made_by in (None, installation_of(workspace.paths))
 
 
 def ensure_absent(

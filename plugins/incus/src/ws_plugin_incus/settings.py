@@ -12,8 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-LOCAL_SOCKETS = (Path("/var/lib/incus/unix.socket"), Path("/run/incus/unix.socket"))
-"""Where Debian/Ubuntu packages (first) and other builds (second) put incusd's local socket."""
+from ws_plugin_incus.listing import local_socket
 
 WELL_KNOWN_REMOTES = {"images": ("https://images.linuxcontainers.org", "simplestreams")}
 """Image servers the ``incus`` CLI knows by default, so ``image = "images:debian/12"`` works unconfigured."""
@@ -101,9 +100,7 @@ class IncusSettings(BaseModel):
         return self.url or str(self.local_socket())
 
     def local_socket(self) -> Path:
-        if self.socket is not None:
-            return self.socket
-        return next((path for path in LOCAL_SOCKETS if path.exists()), LOCAL_SOCKETS[0])
+        return Path(local_socket(None if self.socket is None else str(self.socket)))
 
     def image_remote(self, name: str) -> tuple[str, str] | None:
         """(url, protocol) of an image server name, or None when unknown."""

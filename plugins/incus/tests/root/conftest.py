@@ -135,6 +135,34 @@ class WsEnv:
             if image["properties"].get("ws.name") and image["fingerprint"] not in in_use:
                 self.incus("image", "delete", image["fingerprint"], check=False)
 
+    def both_statuses(self, name: str) -> tuple:
+        """``ws_status`` (pylxd, validated options) and ``ws_status_many`` (stdlib, plain options) of workspace
+        ``name``, each through the plugin as core calls it; checks that they agree and returns the first."""
+        from ws.context import load_context
+        from ws.plugins import PluginManager
+        from ws.snapshot import plain
+        from ws_plugin_incus import listing
+
+        environ = self.environ()
+        ctx = load_context(self.config, PluginManager(environ=environ).load(), environ)
+        workspace = ctx.workspace(name)
+        full = ctx.backend(workspace).status()
+        quick = listing.status_many([plain(workspace)], brief=False)[name]
+        brief = listing.status_many([plain(workspace)], brief=True)[name]
+        assert (quick.state, quick.ip, quick.image, quick.extra) == (full.state, full.ip, full.image, full.extra)
+        assert quick.detail.split(", up ")[0] == full.detail.split(", up ")[0]  # the uptime may have ticked
+        assert quick.started_at == full.started_at
+        assert (brief.state, brief.image, brief.extra) == (full.state, full.image, full.extra)
+        assert brief.detail == full.detail.split(", up ")[0], "brief: no uptime (the state is not asked for)"
+        return full
+
+    def ws_image_alias(self) -> str:
+        """The alias of ws's debian image on the daemon (imported by an earlier ``ws up``)."""
+        return next(
+            a["name"] for image in incus_json("image", "list") for a in image["aliases"]
+            if a["name"].startswith("ws-debian-bookworm-")
+        )  # fmt: skip
+
     def name(self, base: str) -> str:
         """A workspace name unique to this session, declared in the configuration."""
         name = f"{base}{self.root.name[-4:]}"
@@ -155,7 +183,7 @@ class WsEnv:
         )
 
     def environ(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUDO_", "WS_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUDO_", "WS_")) or k == "WS_CACHE_DIR"}
         return {**env, "WS_CONFIG": str(self.config), "WS_PLUGINS": "incus"}
 
     def status(self, name: str) -> dict:
@@ -199,7 +227,7 @@ class WsEnv:
         self.config.write_text("\n".join(lines) + "\n")
 
 
-WORKSPACES = ("life", "par1", "par2", "par3", "par4", "same", "crash", "alien", "remote")
+WORKSPACES = ("life", "par1", "par2", "par3", "par4", "same", "crash", "alien", "remote", "quick")
 
 
 @pytest.fixture(scope="session")
