@@ -144,6 +144,17 @@ def test_doctor_with_a_backend(cli_invoke, three) -> None:
     assert result.exit_code == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)
 
 
+def test_doctor_fails_a_state_directory_others_can_write(cli_invoke, three, state_dir) -> None:
+    """Whoever can write the state directory changes the rules, images and keys ws uses as root."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o777)
+    checks = {c["name"]: c for c in json.loads(cli_invoke("--config", str(three), "doctor", "--json").stdout)}
+    assert checks["state directory"]["status"] == "fail" and "mode 0777" in checks["state directory"]["detail"]
+    state_dir.chmod(0o755)
+    checks = {c["name"]: c for c in json.loads(cli_invoke("--config", str(three), "doctor", "--json").stdout)}
+    assert checks["state directory"]["status"] == "ok"
+
+
 # --- lifecycle ---------------------------------------------------------------------------------------------
 
 
