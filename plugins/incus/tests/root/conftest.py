@@ -157,9 +157,9 @@ class WsEnv:
         return full
 
     def ws_image_alias(self) -> str:
-        """The alias of ws's debian image on the daemon (imported by an earlier ``ws up``)."""
+        """The alias of ws's debian image in the session's project (imported by an earlier ``ws up``)."""
         return next(
-            a["name"] for image in incus_json("image", "list") for a in image["aliases"]
+            a["name"] for image in self.incus_json("image", "list") for a in image["aliases"]
             if a["name"].startswith("ws-debian-bookworm-")
         )  # fmt: skip
 
