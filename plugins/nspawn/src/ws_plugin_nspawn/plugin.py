@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING
 from ws import hookimpl
 
 if TYPE_CHECKING:
-    from ws.api import CreateRequest
-    from ws.context import Context
-    from ws.types import DoctorCheck, Workspace, WorkspaceStatus, WorkspaceType
+    from ws.api import Context, CreateRequest, DoctorCheck, NetnsRef, Workspace, WorkspaceStatus, WorkspaceType
 
 
 @hookimpl
@@ -31,7 +29,6 @@ def ws_workspace_types() -> list[WorkspaceType]:
             ip_range=(50, 89),
             interface_prefix="vb-",
             options_model="ws_plugin_nspawn.settings:NspawnSettings",
-            image_format="none",  # the backend picks its build itself (backend.create); contract v2 stopgap
         )
     ]
 
@@ -40,11 +37,11 @@ def ws_workspace_types() -> list[WorkspaceType]:
 def ws_create(workspace: Workspace, request: CreateRequest, ctx: Context) -> None:
     from ws_plugin_nspawn import backend
 
-    backend.create(ctx, workspace, request.attachment)
+    backend.create(ctx, workspace, request)
 
 
 @hookimpl
-def ws_start(workspace: Workspace, handle: object, ctx: Context) -> None:
+def ws_start(workspace: Workspace, handle: object | None, ctx: Context) -> None:
     from ws_plugin_nspawn import backend
 
     backend.start(ctx, workspace)
@@ -83,6 +80,13 @@ def ws_logs(workspace: Workspace, ctx: Context, follow: bool) -> int:
     from ws_plugin_nspawn import access
 
     return access.logs(ctx, workspace, follow)
+
+
+@hookimpl
+def ws_instance_netns(workspace: Workspace, ctx: Context) -> NetnsRef | None:
+    from ws_plugin_nspawn import backend
+
+    return backend.netns(ctx, workspace)
 
 
 @hookimpl
