@@ -51,15 +51,20 @@ class WorkspaceType:
 class NetworkAgent:
     """A long-running process a network needs besides its kernel state (a VPN tunnel's keeper).
 
-    ``ws systemd install`` runs it as the unit ``ws-agent-NETWORK.service``: ``ws <command>`` in the
-    foreground, ``Type=notify`` (it sends READY=1 once the network is usable and WATCHDOG=1 at least every
-    ``watchdog_sec / 2``), restarted with back-off when it fails. Workspaces on the network start after it
+    Core runs it as ``ws-agent-NETWORK`` (:mod:`ws.agents`): started after ``ws_network_up``, stopped before
+    ``ws_network_down``; ``ws systemd install`` makes it the unit ``ws-agent-NETWORK.service`` with restarts
+    and back-off. It is ``ws <command>`` in the foreground, ``Type=notify``: it sends READY=1 once the network
+    is usable and WATCHDOG=1 at least every ``watchdog_sec / 2``. Workspaces on the network start after it
     and stop with it.
     """
 
     command: tuple[str, ...]
-    """The ``ws`` subcommand and its arguments, e.g. ``("vpn", "run", "pia")``."""
+    """The ``ws`` subcommand and its arguments, e.g. ``("vpn", "run", "vpn")``."""
     watchdog_sec: int = 60
+    start_timeout: float = 90.0
+    """How long the agent may take to report ready (a first connection can be slow)."""
+    stop_timeout: float = 15.0
+    """How long it may take to stop before it is killed."""
 
 
 @dataclass(frozen=True)

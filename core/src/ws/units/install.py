@@ -55,11 +55,10 @@ def require_systemd() -> None:
 def current_invocation(ctx: Context, environ: dict[str, str] | None = None) -> Invocation:
     """This ws program, its configuration file and the invoking sudo user, as the units will call ws."""
     from ws import systemd
-    from ws.config.loader import EMBEDDED_SOURCE
 
     environ = dict(os.environ) if environ is None else environ
     program = _ws_program()
-    config = None if ctx.config.source == EMBEDDED_SOURCE else str(Path(ctx.config.source).resolve())
+    config = None if ctx.config.file is None else str(ctx.config.file)
     invoker: tuple[tuple[str, str], ...] = ()
     if environ.get("SUDO_USER") not in (None, "", "root"):
         invoker = tuple((key, environ[key]) for key in INVOKER_VARIABLES if environ.get(key))

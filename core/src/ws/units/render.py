@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ws import operations
+from ws import agents, operations
 from ws.context import Context
 from ws.types import Network, Workspace
 
@@ -35,7 +35,8 @@ def workspace_unit(name: str) -> str:
 
 
 def agent_unit(network: str) -> str:
-    return f"ws-agent-{network}.service"
+    """The same name as the agent core runs without installed units (:mod:`ws.agents`), so there is one."""
+    return f"{agents.service_name(network)}.service"
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ def _agent_unit(network: Network, invocation: Invocation) -> str:
         **_environment(invocation),
         "ExecStart": invocation.command(*network.agent.command),
         "WatchdogSec": f"{network.agent.watchdog_sec}s",
+        "TimeoutStartSec": f"{network.agent.start_timeout:g}s",
+        "TimeoutStopSec": f"{network.agent.stop_timeout:g}s",
         "Restart": "always",
     }
     if invocation.systemd_version >= BACKOFF_SYSTEMD:
