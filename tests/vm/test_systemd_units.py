@@ -175,7 +175,8 @@ def units_host(vm, share_ws_image) -> Iterator:
     vm.write_file(CONFIG, configuration())
     yield vm
     vm.execute(
-        f"ws --config {CONFIG} systemd uninstall; ws --config {CONFIG} destroy wa wb wc --purge --yes;"
+        f"ws --config {CONFIG} systemd uninstall;"
+        f" for name in wa wb wc; do ws --config {CONFIG} destroy $name --purge --yes; done;"
         f" ws --config {CONFIG} network down",
         900,
     )
