@@ -183,7 +183,8 @@ def units_host(vm, share_ws_image) -> Iterator:
     vm.execute(
         f"cp -a {SAVED}/nftables.conf {NFTABLES_CONF}"
         f"; grep -qx active {SAVED}/active || systemctl stop nftables.service"
-        f"; nft -f {SAVED}/ruleset; rm -rf {SAVED} {STATE} {CONFIG} /root/restore-timer.py",
+        f"; (echo 'flush ruleset'; cat {SAVED}/ruleset) | nft -f -"
+        f"; rm -rf {SAVED} {STATE} {CONFIG} /root/restore-timer.py",
         120,
     )
 
