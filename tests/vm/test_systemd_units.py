@@ -79,8 +79,7 @@ RESTORE_TIMER = f"""
 import json, os, selectors, subprocess, sys, time
 
 command, timeout = sys.argv[1], float(sys.argv[2])
-ours = {{"inet {TABLE}", "bridge {TABLE}"}}
-monitor = subprocess.Popen(["nft", "monitor", "tables"], stdout=subprocess.PIPE)
+monitor = subprocess.Popen(["nft", "monitor"], stdout=subprocess.PIPE)
 selector = selectors.DefaultSelector()
 selector.register(monitor.stdout, selectors.EVENT_READ)
 events, pending = [], b""
@@ -94,7 +93,26 @@ def read(until):
         pending = lines.pop()
         events.extend((now, line.decode()) for line in lines)
 
-# the monitor listens once it reports a table of our own making
+def windows_of(events):
+    # table events take effect when their transaction commits ("# new generation"): a replace inside one
+    # transaction (ws's own delete-and-add) never leaves a table missing
+    present = {{"inet {TABLE}": True, "bridge {TABLE}": True}}
+    gone, windows, changes = {{}}, [], {{}}
+    for at, line in events:
+        words = line.split()
+        if line.startswith("# new generation"):
+            for name, now_present in changes.items():
+                if present[name] and not now_present:
+                    gone[name] = at
+                elif now_present and not present[name]:
+                    windows.append(at - gone.pop(name))
+                present[name] = now_present
+            changes = {{}}
+        elif words[1:2] == ["table"] and " ".join(words[2:4]) in present:
+            changes[" ".join(words[2:4])] = words[0] == "add"
+    return windows, sorted(gone)
+
+# the monitor listens once it reports a transaction of our own making
 deadline = time.monotonic() + 60
 while not any("delete table inet ws-timer-probe" in line for _, line in events):
     assert time.monotonic() < deadline, "nft monitor printed nothing"
@@ -104,26 +122,17 @@ events.clear()
 started = time.monotonic()
 child = subprocess.Popen(["sh", "-c", command])
 deadline = started + timeout
-ended, gone, windows = None, {{}}, []
+ended, windows, gone = None, [], []
 while time.monotonic() < deadline:
     read(min(deadline, time.monotonic() + 0.2))
-    gone, windows = {{}}, []
-    for at, line in events:
-        words = line.split()
-        name = " ".join(words[2:4])
-        if name not in ours:
-            continue
-        if words[:2] == ["delete", "table"]:
-            gone.setdefault(name, at)
-        elif words[:2] == ["add", "table"] and name in gone:
-            windows.append(at - gone.pop(name))
+    windows, gone = windows_of(events)
     if ended is None and child.poll() is not None:
         ended = time.monotonic()
     quiet = time.monotonic() - max([at for at, _ in events] + [ended or deadline])
     if ended is not None and windows and not gone and quiet > 1.0:  # events of the command all read
         break
 monitor.terminate()
-result = {{"windows": windows, "missing": sorted(gone), "command": child.poll()}}
+result = {{"windows": windows, "missing": gone, "command": child.poll()}}
 print(json.dumps(result | {{"seconds": ended and ended - started}}))
 """
 
