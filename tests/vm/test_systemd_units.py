@@ -33,11 +33,12 @@ PYTHON = "/opt/ws/bin/python3"
 NFTABLES_CONF = "/etc/nftables.conf"
 SAVED = "/root/apply-test-saved"
 
-GUARD_BOUND_KVM = 1.0
-"""The issue's goal: ws's tables are back within a second of a flush."""
-GUARD_BOUND_TCG = 5.0
-"""Under TCG on the loaded 2-core host the guest runs 20-50x slower; the guard still measures well below this,
-while the backstop (``ws network up`` started by the unit's ExecReload) takes 16-32 s there."""
+GUARD_BOUND = 1.0
+"""The issue's goal: ws's tables are back within a second of a flush (asserted as such under KVM)."""
+GUARD_BOUND_TCG = 10.0
+GUARD_SHARE_OF_BACKSTOP = 1 / 3
+"""Under TCG the guest runs 20-50x slower and the host's load varies: there the guard must beat a third of
+the backstop's time measured in the same run (1.7 s against 13 s measured), which the slow path cannot."""
 
 
 def configuration(wa_autostart: bool = True, wb_cpus: str = "") -> str:
@@ -240,13 +241,7 @@ def test_units_start_exactly_the_autostart_workspaces_and_follow_the_configurati
     # a restart flushes twice (ExecStop, then the ruleset's own flush); the guard may be done before the second
     assert len(restart["windows"]) in (2, 4), restart
     assert count(vm, GUARD, restored) >= 2, "the guard restored the tables after the reload and the restart"
-    slowest = max(reload["windows"] + restart["windows"])
-    bound = GUARD_BOUND_KVM if vm_accel == "kvm" else GUARD_BOUND_TCG
-    print(
-        f"ws's tables missing after an nftables reload: {max(reload['windows']):.3f} s, after a restart: "
-        f"{max(restart['windows']):.3f} s (bound {bound} s, {vm_accel})"
-    )
-    assert slowest < bound, (reload, restart)
+    guard_seconds = max(reload["windows"] + restart["windows"])
     phase("nftables reload and restart (guard)")
 
     # the backstop: without the guard, the networks unit's ExecReload (`ws network up`) restores the tables
@@ -256,8 +251,15 @@ def test_units_start_exactly_the_autostart_workspaces_and_follow_the_configurati
     backstop = restore_windows(vm, "systemctl reload nftables.service", timeout=300)
     settled(vm)
     assert backstop["command"] == 0 and not backstop["missing"] and len(backstop["windows"]) == 2, backstop
-    print(f"ws's tables missing after an nftables reload without the guard: {max(backstop['windows']):.2f} s")
-    assert count(vm, "ws-networks.service", "applied nftables tables") == applied_before + 1
+    backstop_seconds = max(backstop["windows"])
+    bound = GUARD_BOUND if vm_accel == "kvm" else min(GUARD_BOUND_TCG, backstop_seconds * GUARD_SHARE_OF_BACKSTOP)
+    print(
+        f"ws's tables missing after an nftables reload: {max(reload['windows']):.2f} s, after a restart: "
+        f"{max(restart['windows']):.2f} s (the guard; bound {bound:.2f} s under {vm_accel}); "
+        f"after a reload without the guard: {backstop_seconds:.2f} s (the unit's ExecReload)"
+    )
+    assert guard_seconds < bound, (reload, restart, backstop)
+    assert count(vm, "ws-networks.service", "applied nftables tables") > applied_before, "ExecReload restored"
     assert vm.succeed(f"systemctl is-active {GUARD}").strip() == "active", "ExecReload started the guard again"
     phase("nftables reload (backstop)")
 
