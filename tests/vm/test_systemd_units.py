@@ -171,13 +171,24 @@ def count(vm, unit: str, text: str) -> int:
     return vm.succeed(f"journalctl -u {unit} -o cat --no-pager").count(text)
 
 
+HOST_WIDE = f"""set -e
+cat {NFTABLES_CONF}; nft list ruleset; sysctl net.ipv4.ip_forward; ip -o link show | awk '{{print $2}}'
+systemctl is-active nftables.service || true; systemctl is-enabled nftables.service || true
+systemctl list-units --all --plain --no-legend 'ws-*' | awk '{{print $1, $3, $4}}'; ls -R /etc/systemd/system
+machinectl list --no-legend; ls -d {STATE} {CONFIG} 2>&1 || true
+"""
+"""What this test changes host-wide, listed; it must list the same before and after the test."""
+
+
 @pytest.fixture
 def units_host(vm, share_ws_image) -> Iterator:
     """The session's VM with ws's image shared and nftables loading a flushing ruleset; afterwards ws's units,
-    workspaces, network and state are gone and nftables is as it was found (file, service, ruleset)."""
+    workspaces, network and state are gone and nftables is as it was found (file, service, ruleset): the
+    teardown fails if anything in :data:`HOST_WIDE` differs."""
+    found = vm.succeed(HOST_WIDE)
     vm.succeed(
         f"mkdir -p {SAVED} && cp -a {NFTABLES_CONF} {SAVED}/ && nft list ruleset > {SAVED}/ruleset"
-        f" && systemctl is-active nftables.service > {SAVED}/active || true"
+        f" && (systemctl is-active nftables.service > {SAVED}/active || true)"
     )
     share_ws_image(vm, STATE)
     vm.write_file(NFTABLES_CONF, FLUSHING_RULESET, 0o755)
@@ -197,6 +208,7 @@ def units_host(vm, share_ws_image) -> Iterator:
         f"; rm -rf {SAVED} {STATE} {CONFIG} /root/restore-timer.py",
         120,
     )
+    assert vm.succeed(HOST_WIDE) == found, "the shared VM is not as the test found it"
 
 
 def test_units_start_exactly_the_autostart_workspaces_and_follow_the_configuration(units_host, vm_accel) -> None:
