@@ -87,6 +87,12 @@ def test_a_new_host_brings_up_the_network_and_exactly_the_autostart_workspaces(w
 
 def test_an_unchanged_host_is_left_alone(ws, state_dir) -> None:
     ws("apply")
+    assert ws("apply", "--dry-run").splitlines() == [
+        "network fakenet: up, unchanged",
+        "alpha: unchanged",
+        "beta: unchanged",
+        "gamma: left as it is (not autostart)",
+    ]
     before = len(fake_backends.calls(state_dir))
     assert ws("apply").splitlines() == [
         "network fakenet: up (no changes)",
