@@ -38,7 +38,7 @@ GUARD_BOUND = 1.0
 GUARD_BOUND_TCG = 10.0
 GUARD_SHARE_OF_BACKSTOP = 1 / 3
 """Under TCG the guest runs 20-50x slower and the host's load varies: there the guard must beat a third of
-the backstop's time measured in the same run (0.5-1.7 s against 9-13 s measured), which the slow path cannot."""
+the backstop's time measured in the same run (0.3-1.7 s against 7-13 s measured), which the slow path cannot."""
 
 
 def configuration(wa_autostart: bool = True, wb_cpus: str = "") -> str:
