@@ -10,9 +10,6 @@ from ws.types import Network, NetworkAgent
 
 TOML = """
 [user]
-name = "alice"
-uid = 1500
-gid = 1500
 authorized_keys = []
 """
 
