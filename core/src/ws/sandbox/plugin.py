@@ -69,8 +69,10 @@ def ws_network_status(network: Network, ctx: Context) -> NetworkStatus:
 
 @hookimpl
 def ws_network_attach(network: Network, workspace: Workspace, ctx: Context) -> NetworkAttachment:
-    """Bring the sandbox network up if it is not (a cheap no-op when it is), so ``ws up`` alone suffices."""
-    ensure_sandbox(ctx)
+    """Bring the sandbox network up if this command has not made sure of it yet (``ws up`` brings networks
+    up before its workspaces), so attaching alone suffices."""
+    if _done_key(ctx) not in ctx.done:
+        ensure_sandbox(ctx)
     return network.attachment()
 
 
@@ -90,4 +92,10 @@ def ensure_sandbox(ctx: Context) -> list[str]:
         changes = sandbox.ensure_up(settings, ctx.state.root, ctx.log, unmanaged=unmanaged, ports=ports).changes
         entries = hostfiles.entries_for(ctx.config.workspaces.values())
         known_hosts = hostfiles.known_hosts_path(ctx.state.root)
-        return [*changes, *hostfiles.sync_host_files(entries, str(ctx.state.root), known_hosts=known_hosts)]
+        changes = [*changes, *hostfiles.sync_host_files(entries, str(ctx.state.root), known_hosts=known_hosts)]
+    ctx.done.add(_done_key(ctx))
+    return changes
+
+
+def _done_key(ctx: Context) -> str:
+    return f"sandbox up: {ctx.config.core.network.bridge}"
