@@ -12,7 +12,7 @@ Goals: ws up <= 1.2x the raw boot; eight at once >= 1.5x faster; eight workspace
 Needs root; uses ws's cached image (``--images``, default the test cache) and its own state dir, bridge and
 10.216.X.0/24 subnet, removed at the end.
 
-    sudo .venv/bin/python benchmarks/nspawn_up.py [--runs 5]
+    sudo .venv/bin/python benchmarks/nspawn_up.py [--runs 7] [--ws /other/checkout/.venv/bin/ws]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 WS = str(Path(sys.executable).with_name("ws"))
+"""The ws timed (``--ws``: another checkout's, for before/after figures against the same baseline)."""
 
 
 class Bench:
@@ -146,10 +147,13 @@ def up_against_raw(bench: Bench, runs: int) -> tuple[list[float], list[float]]:
 
 
 def main() -> int:
+    global WS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--images", type=Path, default=Path("/var/tmp/ws-test-state/images"))
+    parser.add_argument("--ws", default=WS, help="the ws program to time (default: this venv's)")
     args = parser.parse_args()
+    WS = args.ws
     if os.geteuid() != 0:
         print("run as root (it creates a bridge and containers)", file=sys.stderr)
         return 2
