@@ -254,4 +254,4 @@ def _program(settings: NspawnSettings) -> str:
 def _write_record(path: Path, record: dict) -> None:
     from ws.state import atomic_write
 
-    atomic_write(path, (json.dumps(record, indent=2) + "\n").encode(), 0o600)
+    atomic_write(path, (json.dumps(record, indent=2) + "\n").encode(), 0o600, durable=False)  # a boot's: ephemeral
