@@ -98,7 +98,8 @@ def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> None:
     log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     log.unlink(missing_ok=True)  # the console of this boot only
     log.touch(mode=0o600)
-    rootfs.remove_unused_bases(ctx.state.root, image.name, keep=_bases_in_use(ctx.state.root))
+    # Old bases (a removal takes seconds) go once the command's workspaces run, not before this one boots.
+    ctx.defer(lambda: rootfs.remove_unused_bases(ctx.state.root, image.name, keep=_bases_in_use(ctx.state.root)))
 
 
 def start(ctx: Context, workspace: Workspace) -> None:
