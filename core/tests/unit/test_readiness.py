@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 from ws.errors import WsError
@@ -56,3 +57,38 @@ def test_a_listener_without_a_banner_times_out_with_the_console_lines():
 def test_an_instance_that_stopped_fails_at_once():
     with pytest.raises(WsError, match="the guest stopped before sshd answered; last console lines:\nkernel panic"):
         wait_for_ssh("127.0.0.1", 60, lambda: "kernel panic", port=1, alive=lambda: False)
+
+
+def test_a_late_sshd_is_seen_within_a_poll_interval():
+    """Refused until sshd listens, then the banner (sent in two parts) is seen at once, not a second later."""
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # the port is free: connections are refused until the late server binds it
+    ready_at: list[float] = []
+
+    def late_server():
+        time.sleep(0.3)
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            ready_at.append(time.monotonic())
+            connection, _ = listener.accept()
+            with connection:
+                connection.sendall(b"SS")
+                time.sleep(0.05)
+                connection.sendall(b"H-2.0-OpenSSH_9.2\r\n")
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=late_server, daemon=True)
+    thread.start()
+    wait_for_ssh("127.0.0.1", 5, port=port)
+    assert time.monotonic() - ready_at[0] < 0.5
+    thread.join()
+
+
+def test_a_wrong_greeting_is_not_ready():
+    listener, stop = _server(b"HTTP/1.1 400 Bad Request\r\n")
+    try:
+        with pytest.raises(WsError, match="did not answer"):
+            wait_for_ssh("127.0.0.1", 0.5, port=listener.getsockname()[1])
+    finally:
+        stop.set()
+        listener.close()
