@@ -89,28 +89,99 @@ def status(ctx: Context, as_json: bool) -> None:
     if data["port_forward"]:
         port, expires, bound = (data[key] or "-" for key in ("forwarded_port", "port_expires_at", "port_bound_at"))
         click.echo(f"forwarded:   {port} (expires {expires}, bound {bound})")
-    click.echo(f"tunnel:      {data['tunnel']}")
+    agent = data["tunnel"] or {}
+    if not agent:
+        click.echo("tunnel:      the agent never ran (ws network up vpn starts it)")
+    else:
+        age = agent.get("handshake_age")
+        handshake = "never" if age is None else f"{age:.0f} s ago"
+        click.echo(f"tunnel:      agent {agent.get('state')} at {agent.get('at')}, handshake {handshake}")
+        if agent.get("last_error"):
+            click.echo(f"last error:  {agent['last_error']} (at {agent.get('last_error_at')})")
 
 
 @vpn.command()
 @click.option("--force", is_flag=True, help="Make a new session even if the current one is still fresh.")
+@click.option(
+    "--no-tunnel",
+    is_flag=True,
+    help="Only talk to PIA's API from the host (session, signature, bindPort); leave the tunnel alone. For "
+    "diagnosing the API: bindPort then needs the server's VIP reachable from the host.",
+)
 @json_option
 @pass_ws_context
-def renew(ctx: Context, force: bool, as_json: bool) -> None:
-    """Renew the PIA session when it is missing, a month old or for another region (--force: now), and keep
-    the port forwarded.
+def renew(ctx: Context, force: bool, no_tunnel: bool, as_json: bool) -> None:
+    """Renew the PIA session when it is missing, due (pia.renew_days) or for another region (--force: now),
+    swap it into the running tunnel in place, and keep the port forwarded.
 
-    With port forwarding, the stored signature is reused while more than 7 days remain and the port is
-    bound again.
+    Service workspaces are not restarted: they keep their addresses and routes (the endpoint's). With port
+    forwarding, the stored signature is reused while more than 7 days remain and the port is bound again.
     """
-    from ws_plugin_pia.renewal import renew as renew_session
-    from ws_plugin_pia.settings import settings_of
-    from ws_plugin_pia.store import PiaPaths
+    from datetime import UTC, datetime
 
-    # Until contract v2's ws_network_maintain exists (part 2 owns the VPN network), the command calls the
-    # renewal function directly; then it will go through the network's maintain hook.
-    result = renew_session(settings_of(ctx), PiaPaths.under(ctx.state.root), force)
+    from ws.types import MaintenanceResult
+
+    from ws_plugin_pia.plugin import VPN
+
+    if no_tunnel:
+        from ws_plugin_pia.network import paths_of
+        from ws_plugin_pia.renewal import renew as renew_session
+        from ws_plugin_pia.settings import settings_of
+
+        renewed = renew_session(settings_of(ctx), paths_of(ctx), force)
+        result = MaintenanceResult(renewed.action, renewed.detail, renewed.next_due.timestamp())
+    else:
+        result = ctx.network(VPN).maintain(force)
     if as_json:
         print_json(result)
     else:
-        click.echo(f"{result.action}: {result.detail}; next due {result.next_due:%Y-%m-%d %H:%M} UTC")
+        due = datetime.fromtimestamp(result.next_due, UTC) if result.next_due else None
+        click.echo(f"{result.action}: {result.detail}" + (f"; next due {due:%Y-%m-%d %H:%M} UTC" if due else ""))
+
+
+@vpn.command()
+@click.argument("network_name", metavar="[NETWORK]", default="vpn")
+@pass_ws_context
+def run(ctx: Context, network_name: str) -> None:
+    """Run the VPN agent in the foreground (what `ws network up vpn` starts under the supervisor).
+
+    Connects, configures the tunnel, then every pia.health_interval seconds: repairs the topology, checks the
+    handshake (reconnects after pia.health_failures checks older than pia.handshake_timeout), renews when due
+    and keeps the forwarded port bound. Under systemd (Type=notify) it sends READY=1 once connected and
+    WATCHDOG=1 every round; failures back off in steps up to 5 minutes. Stops on SIGTERM.
+    """
+    from ws.errors import UsageError
+
+    from ws_plugin_pia import network
+    from ws_plugin_pia.agent import Agent
+    from ws_plugin_pia.plugin import VPN
+    from ws_plugin_pia.settings import settings_of
+
+    if network_name != VPN:
+        raise UsageError(f"ws-plugin-pia owns the network {VPN!r}, not {network_name!r}")
+    settings = settings_of(ctx)
+    target = network.target_ip_of(settings, ctx.config.workspaces)
+    raise SystemExit(Agent(settings, network.paths_of(ctx), target, ctx.log).run())
+
+
+@vpn.command()
+@click.option("--workspace", "workspace_name", help="Also check from inside this service workspace.")
+@json_option
+@pass_ws_context
+def verify(ctx: Context, workspace_name: str | None, as_json: bool) -> None:
+    """Check that the VPN is leak-proof, from the VPN endpoint (and a service workspace with --workspace).
+
+    The exit address through the tunnel differs from the host's; DNS is answered through the tunnel; IPv6 is
+    blocked; with the tunnel interface down nothing gets out. Exit status 1 when a check fails.
+    """
+    from ws_plugin_pia import verify as checks
+    from ws_plugin_pia.settings import settings_of
+
+    results = checks.run(ctx, settings_of(ctx), workspace_name)
+    if as_json:
+        print_json([result.__dict__ for result in results])
+    else:
+        for result in results:
+            click.echo(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.detail}")
+    if not all(result.ok for result in results):
+        raise SystemExit(1)

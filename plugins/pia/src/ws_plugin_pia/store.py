@@ -37,6 +37,11 @@ class PiaPaths:
     def port_forward(self) -> Path:
         return self.root / "port-forward.json"
 
+    @property
+    def agent(self) -> Path:
+        """The VPN agent's last report (state, last error, handshake age), read by ``ws vpn status``."""
+        return self.root / "agent.json"
+
 
 def write_private(path: Path, content: bytes) -> None:
     """Atomically write a root-only file (its folder is made root-only too)."""

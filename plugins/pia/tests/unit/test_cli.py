@@ -112,11 +112,11 @@ def test_status_before_any_session(ws, table) -> None:
 
 
 def test_renew_then_status_masks_secrets(ws, fake, table, tmp_path) -> None:
-    renewed = ws(table, "vpn", "renew")
+    renewed = ws(table, "vpn", "renew", "--no-tunnel")
     assert renewed.exit_code == 0, renewed.stderr
     assert renewed.stdout.startswith("renewed: region swiss, server zurich401")
-    assert ws(table, "vpn", "renew").stdout.startswith("unchanged: ")
-    forced = ws(table, "vpn", "renew", "--force", "--json")
+    assert ws(table, "vpn", "renew", "--no-tunnel").stdout.startswith("unchanged: ")
+    forced = ws(table, "vpn", "renew", "--no-tunnel", "--force", "--json")
     assert json.loads(forced.stdout)["action"] == "renewed"
     status = ws(table, "vpn", "status")
     as_json = ws(table, "vpn", "status", "--json")
