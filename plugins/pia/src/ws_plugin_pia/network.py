@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ws.errors import WsError
@@ -218,7 +219,8 @@ def start_agent(ctx: Context, network_name: str) -> list[str]:
     supervisor = supervisor_for(ctx.state.root)
     if supervisor.status(AGENT_SERVICE).running:
         return []
-    argv = [sys.executable, "-m", "ws", "--config", str(ctx.config.source), "vpn", "run", network_name]
+    command = shutil.which("ws") or str(Path(sys.executable).with_name("ws"))
+    argv = [command, "--config", str(ctx.config.source), "vpn", "run", network_name]
     spec = ServiceSpec(
         name=AGENT_SERVICE,
         argv=argv,
