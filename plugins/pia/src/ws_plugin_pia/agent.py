@@ -5,7 +5,8 @@ the WireGuard handshake (older than ``handshake_timeout`` on ``health_failures``
 with a new key, possibly another server) and, when due, renews the session and binds the forwarded port again
 (:func:`ws_plugin_pia.network.converge`). Failures back off in steps (5 s ... 5 min); the last error is kept in
 ``agent.json`` for ``ws vpn status``. Under systemd (``NOTIFY_SOCKET`` set) it reports ``READY=1`` after the
-first connect and ``WATCHDOG=1`` every round.
+first round (connected or not: a failed connect is retried with back-off, and the unit stays up so that
+``ws vpn status`` can say why) and ``WATCHDOG=1`` every round.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Agent:
         self.failures = 0
         self.next_due = 0.0
         self.ready = False
+        self.connected = False
         self.last_error: str | None = None
         self.last_error_at: str | None = None
 
@@ -68,6 +70,9 @@ class Agent:
                 self.last_error_at = datetime.now(UTC).isoformat(timespec="seconds")
                 self.log.warning("vpn agent round failed", error=self.last_error, retry_in=wait)
                 self.report("failing", retry_in=wait)
+            if not self.ready:  # the loop runs: a failed first round is retried, not a failed start
+                notify("READY=1")
+                self.ready = True
             notify("WATCHDOG=1")
             self.stop.wait(wait)
         notify("STOPPING=1")
@@ -90,9 +95,7 @@ class Agent:
             changes += network.converge_tunnel(self.settings, self.paths, self.target_ip)
         for change in changes:
             self.log.info("vpn change", change=change)
-        if not self.ready:
-            notify("READY=1")
-            self.ready = True
+        self.connected = True
         self.report("connected", changes=len(changes))
 
     def check(self) -> tunnel.Health:
@@ -101,7 +104,7 @@ class Agent:
             return tunnel.Health(present=False, handshake_age=None)
         with netns.InNetns(self.layout.namespace) as inside:
             health = tunnel.health(self.layout, inside)
-        if health.present and self.ready:
+        if health.present and self.connected:
             age = health.handshake_age
             self.stale_checks = self.stale_checks + 1 if age is None or age > self.settings.handshake_timeout else 0
         self.health = health

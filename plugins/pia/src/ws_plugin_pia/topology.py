@@ -130,13 +130,15 @@ def ensure_endpoint(layout: Layout, inside: netns.InNetns | None = None) -> list
     if not netns.exists(layout.namespace):
         pr_netns.create(layout.namespace)
         changes.append(f"created network namespace {layout.namespace}")
-    with IPRoute() as host:
-        legs = host.link_lookup(ifname=layout.host_leg)
+    with IPRoute() as host, IPRoute(netns=layout.namespace) as inner:
+        legs, inner_legs = host.link_lookup(ifname=layout.host_leg), inner.link_lookup(ifname=LAN)
+        if legs and not inner_legs:  # the pair's other end is in an older namespace of that name
+            host.link("del", index=legs[0])
+            changes.append(f"deleted {layout.host_leg}, whose other end was not in {layout.namespace}")
+            legs = []
         if not legs:
-            with IPRoute(netns=layout.namespace) as inner:
-                stale = inner.link_lookup(ifname=LAN)
-                if stale:
-                    inner.link("del", index=stale[0])
+            if inner_legs:
+                inner.link("del", index=inner_legs[0])
             host.link("add", ifname=layout.host_leg, kind="veth", peer={"ifname": LAN, "net_ns_fd": layout.namespace})
             host.link("set", index=host.link_lookup(ifname=layout.host_leg)[0], IFLA_IFALIAS=core_bridge.OWNER_ALIAS)
             changes.append(f"created veth {layout.host_leg} <-> {layout.namespace}/{LAN}")
