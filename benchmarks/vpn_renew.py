@@ -71,6 +71,7 @@ def main() -> int:
     share = workdir / "code"
     build_code_share(REPO, share)
     accel = choose_accel(image, workdir / "kvm-probe")
+    (workdir / "vm").mkdir()
     vm = Machine(qemu.start(image, workdir / "vm", accel, share))
     try:
         vm.connect(900)

@@ -25,6 +25,7 @@ from ws_testing.pia_world import (
     ENDPOINT,
     HOST_ADDR,
     INNER_PORT,
+    STATE,
     SVC_ADDR,
     WEB,
     WEB_NAME,
@@ -40,6 +41,12 @@ from ws_testing.pia_world import (
 )
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]  # the first test pays for the boot (minutes, TCG)
+
+
+def session(vm) -> dict:
+    """The stored PIA session (public key, peer address), read without starting ws (slow under TCG)."""
+    return json.loads(vm.succeed(f"cat {STATE}/pia/session.json"))
+
 
 NETPROBE = Path(__file__).resolve().parents[2] / "core" / "tests" / "root" / "netprobe.py"
 
@@ -105,22 +112,26 @@ SCENARIOS = {
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_leak_scenarios(vpn_vm, scenario: str) -> None:
+    """Break something, let the service workspace try every way out, count the uplink; then the agent (or,
+    for the agent itself, ``ws network up vpn``) repairs it, also without a leak. Where the tunnel still
+    works (a flushed host ruleset, a dead agent) the attempts go through it: only the counters decide."""
     vm = vpn_vm
     tunnel_works(vm)
     reset_counters(vm)
     vm.succeed(SCENARIOS[scenario])
-    seen = try_out(vm)
     if scenario == "ipv6":
         out = vm.execute(
             'ip netns exec wst-svc python3 -c "import socket; s=socket.socket(socket.AF_INET6, socket.SOCK_STREAM);'
             " s.settimeout(1); s.connect(('2001:db8::1', 80))\""
         )
         assert out.status != 0
-    assert seen["outside_dns"] == "FAILED" and seen["uplink"] == "BLOCKED", seen
+    seen = try_out(vm)
+    assert seen["uplink"] == "BLOCKED", seen
     assert_no_leak(vm, scenario)
-    # repair: the agent (or ws network up vpn, for the agent itself) brings the tunnel back
     vm.execute(f"ip -n wst-svc addr del {ENDPOINT}/24 dev host0; ip -n wst-svc route replace default via {ENDPOINT}")
-    vm.succeed(f"ws --config {CONFIG} network up vpn", 300)
+    if scenario == "agent killed":
+        assert vm.succeed("systemctl is-active ws-vpn-agent.service || true").strip() != "active"
+        ws(vm, "network", "up", "vpn", timeout=300)
     tunnel_works(vm)
     assert_no_leak(vm, f"{scenario}, during the repair")
 
@@ -128,11 +139,11 @@ def test_leak_scenarios(vpn_vm, scenario: str) -> None:
 def test_renewal_swaps_in_place_and_down_cuts_off(vpn_vm) -> None:
     vm = vpn_vm
     tunnel_works(vm)
-    before = json.loads(ws(vm, "vpn", "status", "--json"))
+    before = session(vm)
     reset_counters(vm)
     renewed = json.loads(ws(vm, "vpn", "renew", "--force", "--json"))
     assert renewed["action"] == "renewed"
-    after = json.loads(ws(vm, "vpn", "status", "--json"))
+    after = session(vm)
     assert after["public_key"] != before["public_key"]
     tunnel_works(vm)
     assert probe(vm, "wst-svc", "tcp", WEB, "8080") == after["peer_ip"]
@@ -148,7 +159,7 @@ def test_renewal_swaps_in_place_and_down_cuts_off(vpn_vm) -> None:
     reset_counters(vm)
     ws(vm, "network", "down", "vpn")
     seen = try_out(vm)
-    assert seen == {"web": "BLOCKED", "outside_dns": "FAILED", "uplink": "BLOCKED"}
+    assert seen == {"web": "BLOCKED", "outside_dns": "FAILED", "uplink": "BLOCKED"}, seen
     assert_no_leak(vm, "ws network down vpn")
     ws(vm, "network", "up", "vpn", timeout=300)
     vm.succeed("ip link set vb-svc master br-vpn up")
@@ -159,13 +170,9 @@ def test_stale_handshake_reconnects(vpn_vm) -> None:
     """The peer removed at the fake: the handshake goes stale, the agent reconnects (150 s timeout here)."""
     vm = vpn_vm
     tunnel_works(vm)
-    key = json.loads(ws(vm, "vpn", "status", "--json"))["public_key"]
+    key = session(vm)["public_key"]
     reset_counters(vm)
     vm.succeed(f"ip netns exec {WORLD} wg set pwg0 peer {key} remove")
-    vm.wait_until_succeeds(
-        f'ws --config {CONFIG} vpn status --json | python3 -c "import json,sys; '
-        f"sys.exit(json.load(sys.stdin)['public_key'] == '{key}')\"",
-        420,
-    )
+    vm.wait_until_succeeds(f"! grep -q '{key}' {STATE}/pia/session.json", 420)
     tunnel_works(vm)
     assert_no_leak(vm, "the peer removed at the fake")

@@ -79,6 +79,7 @@ def start_transient_service(
     cpus: float | None = None,
     memory_mib: int | None = None,
     watchdog_sec: float | None = None,
+    start_timeout: float | None = None,
     delegate: bool = True,
 ) -> None:
     """``StartTransientUnit`` of ``name`` (``*.service``): output to the journal, collected once it stops.
@@ -109,6 +110,8 @@ def start_transient_service(
         properties.append(["MemoryMax", Variant("t", memory_mib * 1024 * 1024)])
     if watchdog_sec is not None:
         properties.append(["WatchdogUSec", Variant("t", int(watchdog_sec * USEC))])
+    if start_timeout is not None:  # how long a Type=notify service may take to send READY=1
+        properties.append(["TimeoutStartUSec", Variant("t", int(start_timeout * USEC))])
     _run(
         _call(SYSTEMD, SYSTEMD_PATH, MANAGER, "StartTransientUnit", "ssa(sv)a(sa(sv))", [name, "fail", properties, []])
     )

@@ -81,6 +81,22 @@ ip netns exec {WORLD} dnsmasq --conf-file=/dev/null --listen-address={TUNNEL_DNS
 ip netns exec {WORLD} dnsmasq --conf-file=/dev/null --listen-address={OUTSIDE_DNS} --bind-interfaces \\
     --no-resolv --no-hosts --address=/pia.test/{WEB} --pid-file=/run/wst-outside-dns.pid
 setsid -f ip netns exec {WORLD} python3 /root/netprobe.py serve {WEB} 8080 >/dev/null 2>&1
+setsid -f ip netns exec {WORLD} python3 /root/whoami.py {WEB} 80 >/dev/null 2>&1
+"""
+WHOAMI = """import http.server, sys
+
+class Whoami(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = self.client_address[0].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer((sys.argv[1], int(sys.argv[2])), Whoami).serve_forever()
 """
 
 CLIENT_SETUP = f"""set -e
@@ -106,7 +122,7 @@ def toml(**pia: object) -> str:
         "port_forward": True,
         "health_interval": 3.0,
         "handshake_timeout": 150.0,  # above WireGuard's rekey interval (120 s + a keepalive)
-        "verify_url": f"http://{WEB}:8080/",
+        "verify_url": f"http://{WEB}/",
         "wait_for_name": WEB_NAME,
         "on_port_forwarded": ["/bin/sh", "-c", 'echo "$PORT $TARGET_IP" >> /root/hook.out'],
         **pia,
@@ -159,13 +175,14 @@ def setup(vm, netprobe: Path, **pia: object) -> None:
     """The world, the fake PIA service, ws's configuration; then ``ws network up vpn`` and the stand-in."""
     vm.write_file("/root/netprobe.py", netprobe.read_text())
     vm.write_file("/root/fake_pia.py", Path(fake_module.__file__).read_text())
+    vm.write_file("/root/whoami.py", WHOAMI)
     vm.write_file("/root/pia-password", PASSWORD + "\n", mode=0o600)
     vm.succeed(WORLD_SETUP, 120)
     public = vm.succeed("cat /root/world.pub").strip()
     spec = dataclasses.replace(SPEC, wg_public_key=public)
     vm.write_file("/root/fake-pia.json", json.dumps(dataclasses.asdict(spec)))
     vm.succeed(
-        f"setsid -f ip netns exec {WORLD} python3 /root/fake_pia.py /root/fake-pia.json /root/fake-pia "
+        f"setsid -f ip netns exec {WORLD} /opt/ws/bin/python3 /root/fake_pia.py /root/fake-pia.json /root/fake-pia "
         ">/root/fake-pia.log 2>&1"
     )
     vm.wait_until_succeeds("test -e /root/fake-pia/ready", 120)

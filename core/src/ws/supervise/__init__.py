@@ -39,6 +39,8 @@ class ServiceSpec:
     memory_mib: int | None = None
     notify: bool = False
     watchdog_sec: float | None = None
+    start_timeout: float | None = None
+    """How long a ``notify`` service may take to report ready (systemd's default is 90 s)."""
 
 
 @dataclass(frozen=True)

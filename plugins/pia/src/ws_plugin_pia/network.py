@@ -227,6 +227,7 @@ def start_agent(ctx: Context, network_name: str) -> list[str]:
         log_file=ctx.state.root / "pia" / "agent.log",
         notify=True,
         watchdog_sec=WATCHDOG_SEC,
+        start_timeout=START_TIMEOUT,
         stop_timeout=15.0,
     )
     (ctx.state.root / "pia").mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -235,6 +236,9 @@ def start_agent(ctx: Context, network_name: str) -> list[str]:
 
 
 WATCHDOG_SEC = 180.0
+START_TIMEOUT = 600.0
+"""The agent reports ready after its first round: a connect with slow PIA servers (or a slow machine) may
+take minutes; until then ``ws network up vpn`` waits (at most 30 s, then the unit keeps starting)."""
 
 
 def stop_agent(ctx: Context) -> list[str]:
