@@ -146,3 +146,18 @@ def test_the_forwarded_port_goes_to_a_workspace_on_the_vpn(make_settings) -> Non
 def test_network_keys_are_checked(make_settings, changes, message) -> None:
     with pytest.raises(ValidationError, match=message):
         make_settings(**changes)
+
+
+def test_notify_sends_one_datagram_to_the_notify_socket(tmp_path, monkeypatch) -> None:
+    import socket
+
+    from ws_plugin_pia.agent import notify
+
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        notify("READY=1")
+        assert listener.recv(64) == b"READY=1"
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    notify("WATCHDOG=1")  # without systemd: nothing to do, no error
