@@ -25,10 +25,10 @@ from report import print_ratio_table
 REPO = Path(__file__).resolve().parents[1]
 NETPROBE = REPO / "core" / "tests" / "root" / "netprobe.py"
 PROBER = """
-import socket, sys, time, json
+import json, os, socket, sys, time
 address, seconds = sys.argv[1], float(sys.argv[2])
 ok, end = [], time.monotonic() + seconds
-while time.monotonic() < end:
+while time.monotonic() < end and not os.path.exists("/root/prober.stop"):
     began = time.monotonic()
     try:
         with socket.create_connection((address, 8080), timeout=0.2) as conn:
@@ -57,7 +57,7 @@ def gap(vm, world, seconds: float, during: str | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--renewals", type=int, default=3)
-    parser.add_argument("--window", type=float, default=20.0, help="seconds each prober runs")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds probed after each renewal")
     args = parser.parse_args()
 
     from ws_testing import pia_world as world
