@@ -70,6 +70,7 @@ def main() -> int:
     image = ensure_image(REPO)
     share = workdir / "code"
     build_code_share(REPO, share)
+    (workdir / "kvm-probe").mkdir()
     accel = choose_accel(image, workdir / "kvm-probe")
     (workdir / "vm").mkdir()
     vm = Machine(qemu.start(image, workdir / "vm", accel, share))
