@@ -6,6 +6,7 @@ Exit statuses: 0 success, 1 operation failed, 2 usage or configuration error, 3 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -116,14 +117,16 @@ def _user_errors() -> Iterator[None]:
     type=click.Path(dir_okay=False),
     help="Configuration file. Default: $WS_CONFIG, else /etc/ws/ws.toml, else the embedded default.",
 )
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (repeatable).")
-@click.option("-q", "--quiet", count=True, help="Less log output on stderr.")
+@click.option(
+    "-v", "--verbose", count=True, help="Log each event on stderr too, not only warnings (-vv: debug as well)."
+)
+@click.option("-q", "--quiet", count=True, help="Log only errors on stderr.")
 @click.option(
     "--log-format",
     type=click.Choice(["auto", "console", "json"]),
     default="auto",
     show_default=True,
-    help="Log format on stderr: console on a terminal, JSON lines otherwise.",
+    help="Log format on stderr: console on a terminal, JSON lines otherwise. json logs each event without -v.",
 )
 @click.version_option(__version__, "--version", prog_name="ws")
 @click.pass_context
@@ -133,15 +136,16 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, l
     Workspaces are declared in a TOML file (see `ws config show`); each one runs on the backend plugin
     that provides its type (Incus, systemd-nspawn, microVM) and joins the sandbox network.
     """
-    from ws.log import configure
+    from ws.log import configure_on_first_use
 
     state = ctx.ensure_object(CliState)
     if config_path is not None:
         from pathlib import Path  # not at module level: pathlib costs ws --help a sixth of its time
 
         state.config_path = Path(config_path)
-    configure(verbose - quiet, log_format)
+    configure_on_first_use(verbose - quiet, log_format)
 
 
 def main() -> None:
+    os.umask(0o022)  # files ws writes (state, host files) never group- or world-writable, whatever sudo passed on
     cli(prog_name="ws")

@@ -45,9 +45,26 @@ def connection_error(endpoint: str, exc: BaseException, remote: bool) -> IncusEr
     return IncusError(f"cannot talk to incusd on {endpoint}: {_short(text)}")
 
 
-def api_error(doing: str, status: int, message: str) -> IncusError:
-    """An error answer of the API, while ``doing`` something (``"creating workspace-dev"``)."""
+def missing_certificate(key: str, path: object, endpoint: str) -> IncusError:
+    return IncusError(f"[incus] {key} {path} does not exist (needed to reach {endpoint})")
+
+
+def untrusted_client(endpoint: str, client_cert: object) -> IncusError:
+    return IncusError(
+        f"the Incus server at {endpoint} does not trust ws's client certificate {client_cert}: "
+        "add it on the server with `incus config trust add-certificate CERT` (see docs/backends/incus.md)"
+    )
+
+
+def api_error(doing: str, status: int, message: str, project: str | None = None) -> IncusError:
+    """An error answer of the API, while ``doing`` something (``"creating workspace-dev"``) in ``project``."""
     lower = message.lower()
+    if "project not found" in lower:  # not the object asked for: the whole project is missing
+        return IncusError(
+            f"{doing}: the Incus project {project!r} ([incus] project) does not exist; create it with "
+            f"`incus project create {project}` and give its default profile a root disk (docs/backends/incus.md)",
+            status,
+        )
     if status == 404:
         return NotFound(f"{doing}: {message}", status)
     if status == 403:

@@ -4,7 +4,6 @@ certificate, configured per workspace in ``[workspaces.NAME.incus]`` (as for an 
 from __future__ import annotations
 
 import datetime
-import json
 import secrets
 import socket
 from pathlib import Path
@@ -57,7 +56,7 @@ def remote(wsenv):
     folder = wsenv.root / f"remote-client-{secrets.token_hex(2)}"
     cert, key = _client_certificate(folder)
     server_cert = folder / "server.crt"  # what `incus remote add` would pin
-    server_cert.write_text(json.loads(wsenv.incus("query", "/1.0").stdout)["environment"]["certificate"])
+    server_cert.write_text(wsenv.server_info()["environment"]["certificate"])
     trust_name = f"ws-test-{wsenv.root.name}"
     wsenv.incus("config", "trust", "add-certificate", str(cert), "--name", trust_name)
     wsenv.incus_options[name] = {
@@ -65,6 +64,7 @@ def remote(wsenv):
         "client_cert": f'"{cert}"',
         "client_key": f'"{key}"',
         "server_cert": f'"{server_cert}"',
+        "shared_paths": "true",  # the same daemon, so the same machine's folders
     }
     wsenv.write_config()
     try:
@@ -89,6 +89,7 @@ def test_lifecycle_over_https(wsenv, remote):
     status = wsenv.status(name)
     assert status["state"] == "running"
     assert status["extra"]["endpoint"].startswith("https://127.0.0.1:")
+    assert wsenv.both_statuses(name).state == "running"  # ws_status_many over the stdlib's TLS too
     login = wsenv.ssh(name, "cat /sys/class/net/eth0/address")
     assert login.returncode == 0, login.stderr
     assert login.stdout.strip() == status["mac"]
