@@ -6,7 +6,9 @@ with a new key, possibly another server) and, when due, renews the session and b
 (:func:`ws_plugin_pia.network.converge`). Failures back off in steps (5 s ... 5 min); the last error is kept in
 ``agent.json`` for ``ws vpn status``. Under systemd (``NOTIFY_SOCKET`` set) it reports ``READY=1`` after the
 first round (connected or not: a failed connect is retried with back-off, and the unit stays up so that
-``ws vpn status`` can say why) and ``WATCHDOG=1`` every round.
+``ws vpn status`` can say why) and ``WATCHDOG=1`` after every round and, while it waits for the next one (up to
+5 min of back-off), every half of the watchdog interval systemd gives it (``WATCHDOG_USEC``): a hung round
+still goes unpinged and gets the agent restarted, a long wait does not.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ def notify(message: str) -> None:
         sock.sendall(message.encode())
 
 
+def watchdog_interval() -> float | None:
+    """Half the watchdog interval systemd set for this process (``WATCHDOG_USEC``, ``WATCHDOG_PID``), or None."""
+    usec, pid = os.environ.get("WATCHDOG_USEC"), os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2_000_000
+
+
 class Agent:
     def __init__(self, settings: PiaSettings, paths: PiaPaths, target_ip: str | None, log) -> None:
         self.settings, self.paths, self.target_ip, self.log = settings, paths, target_ip, log
@@ -73,14 +83,23 @@ class Agent:
             if not self.ready:  # the loop runs: a failed first round is retried, not a failed start
                 notify("READY=1")
                 self.ready = True
-            notify("WATCHDOG=1")
-            self.stop.wait(wait)
+            self.wait(wait)
         notify("STOPPING=1")
         self.report("stopped")
         return 0
 
+    def wait(self, seconds: float) -> None:
+        """Until the next round (or SIGTERM), pinging the watchdog now and every half interval meanwhile."""
+        ping = watchdog_interval()
+        deadline = time.monotonic() + seconds
+        while True:
+            notify("WATCHDOG=1")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.stop.wait(remaining if ping is None else min(remaining, ping)):
+                return
+
     def round(self) -> None:
-        changes = topology.ensure_host(self.layout)
+        changes = topology.ensure_host(self.layout, self.paths.state_dir)
         changes += topology.ensure_endpoint(self.layout)
         health = self.check()
         reconnect = self.stale_checks >= self.settings.health_failures

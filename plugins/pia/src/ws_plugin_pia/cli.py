@@ -11,6 +11,22 @@ if TYPE_CHECKING:
     from ws.context import Context
 
 
+network_argument = click.argument("network_name", metavar="[NETWORK]", default="vpn")
+"""The network this plugin owns (``vpn``); every command that acts on it takes its name."""
+
+
+def owned_network(network_name: str) -> str:
+    """``network_name`` if ws-plugin-pia owns it, else a usage error (exit 2) naming the one it does."""
+    from ws.errors import UsageError
+
+    from ws_plugin_pia.plugin import ws_networks
+
+    owned = ws_networks()
+    if network_name not in owned:
+        raise UsageError(f"ws-plugin-pia owns the network {', '.join(owned)}, not {network_name!r}")
+    return network_name
+
+
 @click.group()
 def vpn() -> None:
     """PIA VPN: regions, session status, renewal (configured in [pia], see docs/vpn.md)."""
@@ -61,18 +77,27 @@ def regions(ctx: Context, as_json: bool) -> None:
 
 
 @vpn.command()
+@network_argument
 @json_option
 @pass_ws_context
-def status(ctx: Context, as_json: bool) -> None:
-    """Show the PIA session ws holds: region, server, public key, peer address, token age, forwarded port.
+def status(ctx: Context, network_name: str, as_json: bool) -> None:
+    """Show the PIA session ws holds: region, server, public key, peer address, token age, forwarded port,
+    and whether the network's agent (ws-agent-NETWORK) runs.
 
-    Read from ws's state only (no request to PIA); the token and keys' private halves are never shown.
+    Read from ws's state and the supervisor only (no request to PIA); the token and keys' private halves are
+    never shown.
     """
+    from ws import agents
+
     from ws_plugin_pia.settings import settings_of
     from ws_plugin_pia.status import age, report
     from ws_plugin_pia.store import PiaPaths
 
-    data = report(settings_of(ctx), PiaPaths.under(ctx.state.root))
+    settings = settings_of(ctx)
+    network = ctx.network_record(owned_network(network_name))
+    data = report(settings, PiaPaths.under(ctx.state.root))
+    data["network"] = network.name
+    data["agent_running"] = agents.running(network, ctx.state.root)
     if as_json:
         print_json(data)
         return
@@ -90,12 +115,14 @@ def status(ctx: Context, as_json: bool) -> None:
         port, expires, bound = (data[key] or "-" for key in ("forwarded_port", "port_expires_at", "port_bound_at"))
         click.echo(f"forwarded:   {port} (expires {expires}, bound {bound})")
     agent = data["tunnel"] or {}
+    running = f"ws-agent-{network.name} {'running' if data['agent_running'] else 'not running'}"
     if not agent:
-        click.echo("tunnel:      the agent never ran (ws network up vpn starts it)")
+        click.echo(f"tunnel:      {running}; it never reported (ws network up {network.name} starts it)")
     else:
         age = agent.get("handshake_age")
         handshake = "never" if age is None else f"{age:.0f} s ago"
-        click.echo(f"tunnel:      agent {agent.get('state')} at {agent.get('at')}, handshake {handshake}")
+        report = f"last report {agent.get('state')} at {agent.get('at')}, handshake {handshake}"
+        click.echo(f"tunnel:      {running}; {report}")
         if agent.get("last_error"):
             click.echo(f"last error:  {agent['last_error']} (at {agent.get('last_error_at')})")
 
@@ -108,9 +135,10 @@ def status(ctx: Context, as_json: bool) -> None:
     help="Only talk to PIA's API from the host (session, signature, bindPort); leave the tunnel alone. For "
     "diagnosing the API: bindPort then needs the server's VIP reachable from the host.",
 )
+@network_argument
 @json_option
 @pass_ws_context
-def renew(ctx: Context, force: bool, no_tunnel: bool, as_json: bool) -> None:
+def renew(ctx: Context, network_name: str, force: bool, no_tunnel: bool, as_json: bool) -> None:
     """Renew the PIA session when it is missing, due (pia.renew_days) or for another region (--force: now),
     swap it into the running tunnel in place, and keep the port forwarded.
 
@@ -119,10 +147,9 @@ def renew(ctx: Context, force: bool, no_tunnel: bool, as_json: bool) -> None:
     """
     from datetime import UTC, datetime
 
-    from ws.types import MaintenanceResult
+    from ws.api import MaintenanceResult
 
-    from ws_plugin_pia.plugin import VPN
-
+    owned_network(network_name)
     if no_tunnel:
         from ws_plugin_pia.network import paths_of
         from ws_plugin_pia.renewal import renew as renew_session
@@ -131,7 +158,7 @@ def renew(ctx: Context, force: bool, no_tunnel: bool, as_json: bool) -> None:
         renewed = renew_session(settings_of(ctx), paths_of(ctx), force)
         result = MaintenanceResult(renewed.action, renewed.detail, renewed.next_due.timestamp())
     else:
-        result = ctx.network(VPN).maintain(force)
+        result = ctx.network(network_name).maintain(force)
     if as_json:
         print_json(result)
     else:
@@ -140,35 +167,35 @@ def renew(ctx: Context, force: bool, no_tunnel: bool, as_json: bool) -> None:
 
 
 @vpn.command()
-@click.argument("network_name", metavar="[NETWORK]", default="vpn")
+@network_argument
 @pass_ws_context
 def run(ctx: Context, network_name: str) -> None:
-    """Run the VPN agent in the foreground (what `ws network up vpn` starts under the supervisor).
+    """Run the network's agent in the foreground: what `ws network up NETWORK` starts as ws-agent-NETWORK (a
+    Type=notify unit with a watchdog where systemd is PID 1, a detached process elsewhere), and what the unit
+    of `ws systemd install` runs.
 
     Connects, configures the tunnel, then every pia.health_interval seconds: repairs the topology, checks the
     handshake (reconnects after pia.health_failures checks older than pia.handshake_timeout), renews when due
-    and keeps the forwarded port bound. Under systemd (Type=notify) it sends READY=1 once connected and
-    WATCHDOG=1 every round; failures back off in steps up to 5 minutes. Stops on SIGTERM.
+    and keeps the forwarded port bound. Under systemd (Type=notify) it sends READY=1 after its first round and
+    WATCHDOG=1 after every round and every half watchdog interval while it waits; failures back off in steps
+    up to 5 minutes. Stops on SIGTERM.
     """
-    from ws.errors import UsageError
-
     from ws_plugin_pia import network
     from ws_plugin_pia.agent import Agent
-    from ws_plugin_pia.plugin import VPN
     from ws_plugin_pia.settings import settings_of
 
-    if network_name != VPN:
-        raise UsageError(f"ws-plugin-pia owns the network {VPN!r}, not {network_name!r}")
+    owned_network(network_name)
     settings = settings_of(ctx)
     target = network.target_ip_of(settings, ctx.config.workspaces)
     raise SystemExit(Agent(settings, network.paths_of(ctx), target, ctx.log).run())
 
 
 @vpn.command()
+@network_argument
 @click.option("--workspace", "workspace_name", help="Also check from inside this service workspace.")
 @json_option
 @pass_ws_context
-def verify(ctx: Context, workspace_name: str | None, as_json: bool) -> None:
+def verify(ctx: Context, network_name: str, workspace_name: str | None, as_json: bool) -> None:
     """Check that the VPN is leak-proof, from the VPN endpoint (and a service workspace with --workspace).
 
     The exit address through the tunnel differs from the host's; DNS is answered through the tunnel; IPv6 is
@@ -177,6 +204,7 @@ def verify(ctx: Context, workspace_name: str | None, as_json: bool) -> None:
     from ws_plugin_pia import verify as checks
     from ws_plugin_pia.settings import settings_of
 
+    owned_network(network_name)
     results = checks.run(ctx, settings_of(ctx), workspace_name)
     if as_json:
         print_json([result.__dict__ for result in results])

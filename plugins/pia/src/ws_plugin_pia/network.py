@@ -1,9 +1,10 @@
 """The ``vpn`` network: its definition from ``[pia]``, bringing it up and down, and putting a PIA session into
 service (``converge``), which the agent (:mod:`ws_plugin_pia.agent`) and ``ws vpn renew`` share.
 
-Lifecycle: ``up`` makes the topology (:mod:`ws_plugin_pia.topology`) and starts the agent under core's
-supervisor; the agent connects and keeps the tunnel healthy. ``down`` stops the agent and removes the
-namespace, then the host side. Every step is idempotent.
+Lifecycle: ``up`` makes the topology (:mod:`ws_plugin_pia.topology`); core then starts the agent the
+record names (``ws vpn run NAME`` as ``ws-agent-NAME``, :mod:`ws.agents`), which connects and keeps the tunnel
+healthy. Core stops the agent before ``down``, which removes the namespace, then the host side. Every step is
+idempotent.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ws.errors import WsError
@@ -29,9 +29,13 @@ if TYPE_CHECKING:
     from ws_plugin_pia.session import Session
     from ws_plugin_pia.settings import PiaSettings
 
-NETWORK = "vpn"
-AGENT_SERVICE = "ws-vpn-agent"
 HOOK_TIMEOUT = 60.0
+AGENT_WATCHDOG_SEC = 300
+"""systemd restarts an agent silent this long. It pings at least every half of it, also while it waits between
+rounds or backs off; one round (a reconnect against slow PIA servers, bindPort retries) must fit in it."""
+AGENT_START_TIMEOUT = 600.0
+"""The agent reports ready after its first round: a connect with slow PIA servers (or a slow machine) may take
+minutes; ``ws network up`` waits at most 30 s of it, then the unit keeps starting."""
 
 
 def layout_of(settings: PiaSettings) -> topology.Layout:
@@ -47,8 +51,9 @@ def layout_of(settings: PiaSettings) -> topology.Layout:
 
 
 def define(name: str, core: Any, sections: Mapping[str, Any]) -> Network:
-    """The network record; a forwarded-port target that is not a workspace on this network is an error."""
-    from ws.types import Network
+    """The network record, with its agent (``ws vpn run NAME``, which core starts after ``up`` and stops
+    before ``down``); a forwarded-port target that is not a workspace on this network is an error."""
+    from ws.api import Network, NetworkAgent
 
     settings = sections.get("pia")
     if settings is None or not settings.configured:
@@ -61,6 +66,7 @@ def define(name: str, core: Any, sections: Mapping[str, Any]) -> Network:
                 f'pia.receive_forwarded_port.workspace {target.workspace!r} is not a workspace with network = "{name}"'
             )
     endpoint = str(settings.endpoint_address)
+    agent = NetworkAgent(("vpn", "run", name), watchdog_sec=AGENT_WATCHDOG_SEC, start_timeout=AGENT_START_TIMEOUT)
     return Network(
         name=name,
         bridge=settings.bridge,
@@ -70,6 +76,7 @@ def define(name: str, core: Any, sections: Mapping[str, Any]) -> Network:
         dns=(endpoint,),
         masquerade=False,
         mtu=settings.mtu,
+        agent=agent,
     )
 
 
@@ -89,7 +96,7 @@ def converge(settings: PiaSettings, paths: PiaPaths, target_ip: str | None, forc
     from ws_plugin_pia import renewal
 
     layout = layout_of(settings)
-    changes = topology.ensure_host(layout)
+    changes = topology.ensure_host(layout, paths.state_dir)
     changes += topology.ensure_endpoint(layout)
     with netns.InNetns(layout.namespace) as inside:
         result = renewal.renew(
@@ -200,70 +207,26 @@ def run_port_hook(settings: PiaSettings, paths: PiaPaths, port: int, target_ip: 
 # --- lifecycle -----------------------------------------------------------------------------------------------
 
 
-def up(settings: PiaSettings, paths: PiaPaths, ctx: Context, network_name: str) -> list[str]:
+def up(settings: PiaSettings, paths: PiaPaths) -> list[str]:
+    """The topology; core starts the agent (the record's :class:`~ws.api.NetworkAgent`) after this."""
     layout = layout_of(settings)
     topology.check_owned_leg(layout)
-    changes = topology.ensure_host(layout)
+    changes = topology.ensure_host(layout, paths.state_dir)
     changes += topology.ensure_endpoint(layout)
-    changes += start_agent(ctx, network_name)
     return changes
 
 
-def start_agent(ctx: Context, network_name: str) -> list[str]:
-    """The agent under core's supervisor (a transient ``Type=notify`` unit with a watchdog where systemd is
-    PID 1, a detached process elsewhere), unless it already runs."""
-    import sys
-
-    from ws.supervise import ServiceSpec, supervisor_for
-
-    supervisor = supervisor_for(ctx.state.root)
-    if supervisor.status(AGENT_SERVICE).running:
-        return []
-    command = shutil.which("ws") or str(Path(sys.executable).with_name("ws"))
-    argv = [command, "--config", str(ctx.config.source), "vpn", "run", network_name]
-    spec = ServiceSpec(
-        name=AGENT_SERVICE,
-        argv=argv,
-        log_file=ctx.state.root / "pia" / "agent.log",
-        notify=True,
-        watchdog_sec=WATCHDOG_SEC,
-        start_timeout=START_TIMEOUT,
-        stop_timeout=15.0,
-    )
-    (ctx.state.root / "pia").mkdir(mode=0o700, parents=True, exist_ok=True)
-    pid = supervisor.start(spec)
-    return [f"started the VPN agent ({supervisor.kind}, pid {pid})"]
-
-
-WATCHDOG_SEC = 180.0
-START_TIMEOUT = 600.0
-"""The agent reports ready after its first round: a connect with slow PIA servers (or a slow machine) may
-take minutes; until then ``ws network up vpn`` waits (at most 30 s, then the unit keeps starting)."""
-
-
-def stop_agent(ctx: Context) -> list[str]:
-    from ws.supervise import supervisor_for
-
-    return ["stopped the VPN agent"] if supervisor_for(ctx.state.root).stop(AGENT_SERVICE) else []
-
-
-def agent_running(ctx: Context) -> bool:
-    from ws.supervise import supervisor_for
-
-    return supervisor_for(ctx.state.root).status(AGENT_SERVICE).running
-
-
-def down(settings: PiaSettings, paths: PiaPaths, ctx: Context) -> list[str]:
+def down(settings: PiaSettings, paths: PiaPaths) -> list[str]:
+    """The DNS forwarder, the namespace, then the host side; core stopped the agent before this."""
     layout = layout_of(settings)
-    changes = stop_agent(ctx)
-    changes += stop_dns(paths, layout)
+    changes = stop_dns(paths, layout)
     changes += topology.remove_endpoint(layout)
-    changes += topology.remove_host(layout)
+    changes += topology.remove_host(layout, paths.state_dir)
     return changes
 
 
-def status(settings: PiaSettings, paths: PiaPaths, ctx: Context) -> tuple[bool, str, dict]:
-    """(up, one line, details) from the kernel and the agent's last report."""
+def status(settings: PiaSettings, paths: PiaPaths, agent_running: bool) -> tuple[bool, str, dict]:
+    """(up, one line, details) from the kernel, whether the agent runs and the agent's last report."""
     from ws.network import bridge
 
     layout = layout_of(settings)
@@ -274,7 +237,7 @@ def status(settings: PiaSettings, paths: PiaPaths, ctx: Context) -> tuple[bool, 
         with netns.InNetns(layout.namespace) as inside:
             health = tunnel.health(layout, inside)
     extra["tunnel"] = None if health is None else {"present": health.present, "handshake_age": health.handshake_age}
-    extra["agent_running"] = agent_running(ctx)
+    extra["agent_running"] = agent_running
     age_seconds = None if health is None else health.handshake_age
     fresh = age_seconds is not None and age_seconds < settings.handshake_timeout
     up = bool(state["exists"] and state["up"] and extra["namespace"] and extra["leg"] and fresh)

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
         Workspace,
     )
 
-VPN = "vpn"
+DEFAULT_NETWORK = "vpn"
+"""The network this plugin owns. Networks are claimed when plugins load, before any configuration is read, so
+the name is not a ``[pia]`` key; every other part of the plugin takes the name from the network record."""
 
 
 @hookimpl
@@ -35,7 +37,7 @@ def ws_config_sections() -> dict[str, Any]:
 
 @hookimpl
 def ws_networks() -> list[str]:
-    return [VPN]
+    return [DEFAULT_NETWORK]
 
 
 @hookimpl
@@ -51,7 +53,7 @@ def ws_network_up(network: Network, ctx: Context) -> list[str]:
     from ws_plugin_pia.settings import settings_of
 
     with ctx.lock("network", network.bridge):
-        return vpn.up(settings_of(ctx), vpn.paths_of(ctx), ctx, network.name)
+        return vpn.up(settings_of(ctx), vpn.paths_of(ctx))
 
 
 @hookimpl
@@ -60,17 +62,18 @@ def ws_network_down(network: Network, ctx: Context) -> list[str]:
     from ws_plugin_pia.settings import settings_of
 
     with ctx.lock("network", network.bridge):
-        return vpn.down(settings_of(ctx), vpn.paths_of(ctx), ctx)
+        return vpn.down(settings_of(ctx), vpn.paths_of(ctx))
 
 
 @hookimpl
 def ws_network_status(network: Network, ctx: Context) -> NetworkStatus:
-    from ws.types import NetworkStatus
+    from ws import agents
+    from ws.api import NetworkStatus
 
     from ws_plugin_pia import network as vpn
     from ws_plugin_pia.settings import settings_of
 
-    up, detail, extra = vpn.status(settings_of(ctx), vpn.paths_of(ctx), ctx)
+    up, detail, extra = vpn.status(settings_of(ctx), vpn.paths_of(ctx), agents.running(network, ctx.state.root))
     return NetworkStatus(up=up, detail=detail, extra=extra)
 
 
@@ -98,7 +101,7 @@ def ws_network_describe(network: Network, workspace: Workspace, ctx: Context) ->
 @hookimpl
 def ws_network_maintain(network: Network, ctx: Context, force: bool) -> MaintenanceResult:
     """The renewal (``ws vpn renew``): a new session when due or forced, swapped into the running tunnel."""
-    from ws.types import MaintenanceResult
+    from ws.api import MaintenanceResult
 
     from ws_plugin_pia import network as vpn
     from ws_plugin_pia.settings import settings_of
@@ -111,7 +114,7 @@ def ws_network_maintain(network: Network, ctx: Context, force: bool) -> Maintena
 
 @hookimpl
 def ws_provision_files(workspace: Workspace, attachment: NetworkAttachment, ctx: Context) -> list[ProvisionFile]:
-    if attachment.network != VPN:
+    if attachment.network not in ws_networks():
         return []
     from ws_plugin_pia.guest import wait_files
     from ws_plugin_pia.settings import settings_of

@@ -22,6 +22,11 @@ class PiaPaths:
         return cls(state_dir / "pia")
 
     @property
+    def state_dir(self) -> Path:
+        """ws's state directory (the bridge's owner mark names it)."""
+        return self.root.parent
+
+    @property
     def token(self) -> Path:
         return self.root / "token.json"
 

@@ -11,6 +11,7 @@ endpoint address and **no default route** until the WireGuard interface brings o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 from dataclasses import dataclass
@@ -52,12 +53,18 @@ class Layout:
         return 0x10000 + int.from_bytes(hashlib.sha256(self.bridge.encode()).digest()[:2], "big")
 
 
-def ensure_host(layout: Layout) -> list[str]:
+def ensure_host(layout: Layout, state_dir: Path) -> list[str]:
     """Bridge, IPv6 off, blackhole policy route, host table, forwarding on (the endpoint routes through the
-    host's namespace only for its WireGuard socket, which lives there)."""
+    host's namespace only for its WireGuard socket, which lives there).
+
+    The bridge is marked for ``state_dir`` and ``state_dir/network/BRIDGE`` exists while it is up, as for core's
+    sandbox bridge: another ws configuration then refuses the bridge instead of taking it over."""
     from ipaddress import IPv4Interface
 
-    changes = core_bridge.ensure(layout.bridge, IPv4Interface(f"{layout.host_address}/{layout.subnet.prefixlen}"))
+    core_bridge.check_owner(layout.bridge, state_dir)
+    (state_dir / "network" / layout.bridge).mkdir(mode=0o700, parents=True, exist_ok=True)
+    interface = IPv4Interface(f"{layout.host_address}/{layout.subnet.prefixlen}")
+    changes = core_bridge.ensure(layout.bridge, interface, state_dir)
     changes += _sysctl(f"net/ipv6/conf/{layout.bridge}/disable_ipv6", "1")
     changes += _blackhole(layout)
     changes += ensure_table(rules.host_table(layout.bridge), rules.render_host(layout.bridge))
@@ -65,10 +72,11 @@ def ensure_host(layout: Layout) -> list[str]:
 
 
 def ensure_table(table: str, script: str) -> list[str]:
-    """Apply ``script`` unless the table already carries its fingerprint (in the table's comment)."""
+    """Apply ``script`` unless the ``inet`` table already carries its fingerprint (in the table's comment).
+    The plugin's tables are ``inet`` only (core's :func:`ws.network.firewall.listing` wants a bridge table too)."""
     mark = f"ws:{firewall.fingerprint(script)[:16]}"
-    listing = firewall.listing(table)
-    if listing is not None and mark in listing:
+    listing = firewall.run([firewall.NFT, "list", "table", "inet", table])
+    if listing.returncode == 0 and mark in listing.stdout:
         return []
     firewall.apply(script.replace('\tcomment "', f'\tcomment "{mark} ', 1))
     return [f"applied nftables table inet {table}"]
@@ -102,9 +110,11 @@ def _blackhole(layout: Layout) -> list[str]:
     return changes
 
 
-def remove_host(layout: Layout) -> list[str]:
+def remove_host(layout: Layout, state_dir: Path) -> list[str]:
+    """Everything :func:`ensure_host` made; a bridge of that name owned by another configuration is refused."""
     from pyroute2 import IPRoute
 
+    core_bridge.check_owner(layout.bridge, state_dir, foreign_ok=True)
     changes = firewall.remove(rules.host_table(layout.bridge))
     with IPRoute() as ipr:
         for rule in ipr.get_rules(family=socket.AF_INET):
@@ -114,6 +124,8 @@ def remove_host(layout: Layout) -> list[str]:
         if ipr.get_routes(family=socket.AF_INET, table=layout.route_table):
             ipr.route("del", dst="0.0.0.0/0", type="blackhole", table=layout.route_table)
     changes += core_bridge.remove(layout.bridge)
+    with contextlib.suppress(FileNotFoundError):
+        (state_dir / "network" / layout.bridge).rmdir()
     return changes
 
 

@@ -28,7 +28,7 @@ def sh(command: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def layout() -> Iterator[topology.Layout]:
+def layout(tmp_path: Path) -> Iterator[topology.Layout]:
     suffix = secrets.token_hex(3)
     third = random.randint(100, 250)
     made = topology.Layout(
@@ -48,14 +48,14 @@ def layout() -> Iterator[topology.Layout]:
             sh(f"ip netns del {name}", check=False)
         sh(f"ip link del c{suffix}; ip link del o{suffix}", check=False)
         topology.remove_endpoint(made)
-        topology.remove_host(made)
+        topology.remove_host(made, tmp_path)
 
 
-def test_topology_up_is_idempotent_and_down_removes_it(layout) -> None:
-    changes = topology.ensure_host(layout) + topology.ensure_endpoint(layout)
+def test_topology_up_is_idempotent_and_down_removes_it(layout, tmp_path) -> None:
+    changes = topology.ensure_host(layout, tmp_path) + topology.ensure_endpoint(layout)
     assert any("created bridge" in change for change in changes)
     assert any("blackhole" in change for change in changes)
-    assert topology.ensure_host(layout) == [] and topology.ensure_endpoint(layout) == []
+    assert topology.ensure_host(layout, tmp_path) == [] and topology.ensure_endpoint(layout) == []
     assert Path(f"/proc/sys/net/ipv6/conf/{layout.bridge}/disable_ipv6").read_text().strip() == "1"
     inside = sh(f"ip -n {layout.namespace} -4 addr show lan0").stdout
     assert f"inet {layout.endpoint_address}/24" in inside
@@ -65,19 +65,19 @@ def test_topology_up_is_idempotent_and_down_removes_it(layout) -> None:
         assert topology.apply_endpoint_rules(layout, inside_ns, None) == []
         assert inside_ns.call(lambda: Path("/proc/sys/net/ipv6/conf/all/disable_ipv6").read_text().strip()) == "1"
     assert f"table inet {rules.ENDPOINT_TABLE}" in sh(f"ip netns exec {layout.namespace} nft list tables").stdout
-    down = topology.remove_endpoint(layout) + topology.remove_host(layout)
+    down = topology.remove_endpoint(layout) + topology.remove_host(layout, tmp_path)
     assert any("deleted network namespace" in change for change in down)
     assert not netns.exists(layout.namespace)
     assert sh(f"ip link show {layout.bridge}", check=False).returncode != 0
     assert f"lookup {layout.route_table}" not in sh("ip rule").stdout
 
 
-def test_nothing_from_the_bridge_is_routed_even_without_the_host_table(layout) -> None:
+def test_nothing_from_the_bridge_is_routed_even_without_the_host_table(layout, tmp_path) -> None:
     """A hostile client re-points its default route at the host; the host forwards (ip_forward=1) and an
     'outside' namespace behind it would answer: the blackhole policy route alone stops the packets."""
     suffix = layout.namespace[3:]
     client, outside = f"wsc{suffix}", f"wso{suffix}"
-    topology.ensure_host(layout)
+    topology.ensure_host(layout, tmp_path)
     topology.ensure_endpoint(layout)
     third = layout.subnet.network_address.packed[1]
     out_host, out_addr = f"10.{third}.78.1", f"10.{third}.78.2"
@@ -114,7 +114,8 @@ ip -n {outside} route add default via {out_host}
         assert sh(f"ip netns exec {layout.namespace} python3 {NETPROBE} tcp {out_addr} 8080").stdout.strip() == (
             "BLOCKED"
         )
-        assert topology.ensure_host(layout) == [f"applied nftables table inet {rules.host_table(layout.bridge)}"]
+        restored = topology.ensure_host(layout, tmp_path)
+        assert restored == [f"applied nftables table inet {rules.host_table(layout.bridge)}"]
     finally:
         forwarding.write_text(before)
         server.kill()

@@ -109,6 +109,14 @@ def test_status_before_any_session(ws, table) -> None:
     result = ws(table, "vpn", "status")
     assert result.exit_code == 0 and "no PIA session yet (ws vpn renew makes one)" in result.stdout
     assert "token:       - (age -)" in result.stdout
+    assert "tunnel:      ws-agent-vpn not running; it never reported (ws network up vpn starts it)" in result.stdout
+    assert json.loads(ws(table, "vpn", "status", "vpn", "--json").stdout)["agent_running"] is False
+
+
+@pytest.mark.parametrize("command", ["status", "run", "renew", "verify"])
+def test_a_network_the_plugin_does_not_own_is_a_usage_error(ws, table, command) -> None:
+    result = ws(table, "vpn", command, "sandbox")
+    assert result.exit_code == 2 and "ws-plugin-pia owns the network vpn, not 'sandbox'" in result.stderr
 
 
 def test_renew_then_status_masks_secrets(ws, fake, table, tmp_path) -> None:

@@ -122,6 +122,13 @@ def test_network_record_has_no_masquerade_and_the_endpoint_as_gateway(make_setti
     assert (record.bridge, record.subnet, record.host_address) == ("br-vpn", "10.100.0.0/24", "10.100.0.1")
     assert record.gateway == "10.100.0.2" and record.dns == ("10.100.0.2",)
     assert record.masquerade is False and record.mtu == 1420
+    assert record.agent is not None and record.agent.command == ("vpn", "run", "vpn")
+    assert record.agent.watchdog_sec == network.AGENT_WATCHDOG_SEC
+    assert network.define("tunnel", SimpleNamespace(workspaces={}), {"pia": make_settings()}).agent.command == (
+        "vpn",
+        "run",
+        "tunnel",
+    ), "the agent is named after the network it keeps, not a fixed name"
     with pytest.raises(ValueError, match="not configured"):
         network.define("vpn", core, {"pia": PiaSettings()})
 
@@ -161,3 +168,33 @@ def test_notify_sends_one_datagram_to_the_notify_socket(tmp_path, monkeypatch) -
         assert listener.recv(64) == b"READY=1"
     monkeypatch.delenv("NOTIFY_SOCKET")
     notify("WATCHDOG=1")  # without systemd: nothing to do, no error
+
+
+def test_the_agent_pings_the_watchdog_while_it_waits(tmp_path, monkeypatch) -> None:
+    """A back-off longer than the watchdog interval must not get the agent killed: while waiting between
+    rounds it pings every half interval systemd gave it (here 0.2 s: pings every 0.1 s during 0.45 s)."""
+    import contextlib
+    import os
+    import socket
+    import threading
+
+    from ws_plugin_pia.agent import Agent, watchdog_interval
+
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(path))
+        listener.settimeout(0)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        monkeypatch.setenv("WATCHDOG_USEC", "200000")
+        monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+        assert watchdog_interval() == 0.1
+        agent = Agent.__new__(Agent)
+        agent.stop = threading.Event()
+        agent.wait(0.45)
+        pings = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                pings.append(listener.recv(64))
+    assert set(pings) == {b"WATCHDOG=1"} and 4 <= len(pings) <= 7, pings
+    monkeypatch.setenv("WATCHDOG_PID", "1")
+    assert watchdog_interval() is None, "a watchdog set for another process (our parent) is not ours"
