@@ -80,7 +80,7 @@ def main() -> int:
         world.setup(vm, NETPROBE)
         started = vm.succeed(
             f"s=$(date +%s.%N); ws --config {world.CONFIG} network up vpn >/dev/null\n"
-            f"{world.CLIENT_SETUP}\n"
+            f"{world.STANDIN_SETUP}\n"
             f"until ip netns exec wst-svc python3 /root/netprobe.py tcp {world.WEB} 8080 | grep -qv BLOCKED\n"
             "do :; done\n"
             'e=$(date +%s.%N); python3 -c "print($e - $s)"',

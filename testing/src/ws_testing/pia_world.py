@@ -7,8 +7,11 @@ a resolver (10.0.0.243) and a web endpoint (10.0.0.80:8080) that answers with th
 resolver (203.0.113.53) answers directly on the uplink. Counters at the uplink's ingress, inside the world
 (so no rule of the host can hide a packet), count what leaves the host outside the tunnel.
 
-A stand-in service workspace is a namespace ``wst-svc`` plugged into ``br-vpn`` with the address, gateway and
-DNS that ws gives a service workspace.
+The service workspace ``svc`` is an nspawn workspace on the ``vpn`` network (ws's image shared from the host,
+:mod:`ws_testing.ws_image`); probes run in its network namespace (:data:`IN_SVC`: the VM's python and
+netprobe, entered with nsenter into the container's namespace, so no tool is needed in the guest). The
+benchmark, which boots no container, uses a stand-in: a namespace ``wst-svc`` plugged into ``br-vpn`` with the
+address, gateway and DNS that ws gives a service workspace (:data:`STANDIN_SETUP`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ UPLINK_HOST, UPLINK_WORLD = "203.0.113.200", "203.0.113.254"
 API, WG_SERVER, META, OUTSIDE_DNS = "203.0.113.1", "203.0.113.11", "203.0.113.21", "203.0.113.53"
 VIP, TUNNEL_DNS, WEB = "10.0.0.111", "10.0.0.243", "10.0.0.80"
 SVC, SVC_ADDR, ENDPOINT, HOST_ADDR = "svc", "10.100.0.10", "10.100.0.2", "10.100.0.1"
+SVC_INTERFACE = f"vb-{SVC}"
+"""The host end of the service workspace's veth (nspawn's ``--network-bridge`` names it); ``host0`` inside."""
+IN_SVC = f'nsenter -t "$(machinectl show {SVC} -p Leader --value)" -n'
+"""Prefix of a command run in the nspawn service workspace's network namespace (its interfaces, addresses,
+routes: what root in the guest could change)."""
+IN_WORLD = f"ip netns exec {WORLD}"
 WEB_NAME = "web.pia.test"
+TEST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8b3e1N9aV5aBv3d1OBh2D5wXx8pC2TbQvC8mU7m0b ws-test"
 INNER_PORT = 6881
 
 SPEC = Spec(
@@ -99,7 +109,7 @@ class Whoami(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer((sys.argv[1], int(sys.argv[2])), Whoami).serve_forever()
 """
 
-CLIENT_SETUP = f"""set -e
+STANDIN_SETUP = f"""set -e
 ip netns add wst-svc; ip -n wst-svc link set lo up
 ip netns exec wst-svc sysctl -qw net.ipv6.conf.all.disable_ipv6=0
 ip link add vb-svc type veth peer name host0 netns wst-svc
@@ -127,11 +137,14 @@ def toml(**pia: object) -> str:
         "on_port_forwarded": ["/bin/sh", "-c", 'echo "$PORT $TARGET_IP" >> /root/hook.out'],
         **pia,
     }
-    lines = [f'state_dir = "{STATE}"', "[network]", 'upstream = "wsup0"', "[pia]"]
+    lines = [f'state_dir = "{STATE}"', "[user]", 'name = "wsuser"', "uid = 1234", "gid = 1234",
+             f"authorized_keys = [{json.dumps(TEST_KEY)}]", "[network]", 'bridge = "wstsbx"',
+             'subnet = "10.217.0.0/24"', 'upstream = "wsup0"', "[nix]", "inherit_host = false", "[nspawn]",
+             "ready_timeout = 900.0", "stop_timeout = 300.0", "[pia]"]  # fmt: skip
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     lines += ["[pia.hosts]", f'"{SPEC.serverlist_host}" = "{API}"', f'"{SPEC.token_host}" = "{API}"']
     lines += ["[pia.receive_forwarded_port]", f'workspace = "{SVC}"', 'protocol = "tcp"', f"port = {INNER_PORT}"]
-    lines += [f"[workspaces.{SVC}]", 'type = "incus"', 'network = "vpn"', f'ip = "{SVC_ADDR}"']
+    lines += [f"[workspaces.{SVC}]", 'type = "nspawn"', 'network = "vpn"', f'ip = "{SVC_ADDR}"', "autostart = true"]
     return "\n".join(lines) + "\n"
 
 
@@ -139,8 +152,9 @@ def ws(vm, *args: str, timeout: float = 240) -> str:
     return vm.succeed(f"ws --config {CONFIG} " + " ".join(args), timeout)
 
 
-def probe(vm, namespace: str, *args: str) -> str:
-    return vm.succeed(f"ip netns exec {namespace} python3 /root/netprobe.py " + " ".join(args)).strip()
+def probe(vm, where: str, *args: str) -> str:
+    """netprobe (core/tests/root/netprobe.py) run with the prefix ``where`` (:data:`IN_SVC`, :data:`IN_WORLD`)."""
+    return vm.succeed(f"{where} python3 /root/netprobe.py " + " ".join(args)).strip()
 
 
 def counters(vm) -> dict[str, int]:
@@ -161,18 +175,18 @@ def assert_no_leak(vm, scenario: str) -> None:
 def try_out(vm) -> dict[str, str]:
     """What the service workspace reaches right now (each attempt times out after 1 s)."""
     return {
-        "web": probe(vm, "wst-svc", "tcp", WEB, "8080"),
-        "outside_dns": probe(vm, "wst-svc", "dns", OUTSIDE_DNS, WEB_NAME, "udp"),
-        "uplink": probe(vm, "wst-svc", "tcp", UPLINK_WORLD, "22"),
+        "web": probe(vm, IN_SVC, "tcp", WEB, "8080"),
+        "outside_dns": probe(vm, IN_SVC, "dns", OUTSIDE_DNS, WEB_NAME, "udp"),
+        "uplink": probe(vm, IN_SVC, "tcp", UPLINK_WORLD, "22"),
     }
 
 
-def tunnel_works(vm) -> None:
-    vm.wait_until_succeeds(f"ip netns exec wst-svc python3 /root/netprobe.py tcp {WEB} 8080 | grep -qv BLOCKED", 90)
+def tunnel_works(vm, where: str = IN_SVC, timeout: float = 300) -> None:
+    vm.wait_until_succeeds(f"{where} python3 /root/netprobe.py tcp {WEB} 8080 | grep -qv BLOCKED", timeout)
 
 
 def setup(vm, netprobe: Path, **pia: object) -> None:
-    """The world, the fake PIA service, ws's configuration; then ``ws network up vpn`` and the stand-in."""
+    """The world, the fake PIA service and ws's configuration (the caller brings the network up)."""
     vm.write_file("/root/netprobe.py", netprobe.read_text())
     vm.write_file("/root/fake_pia.py", Path(fake_module.__file__).read_text())
     vm.write_file("/root/whoami.py", WHOAMI)
