@@ -175,3 +175,28 @@ def test_doctor_reports_untrusted_ca(ws, fake, table, other_ca) -> None:
     result = ws({**table, "ca_file": other_ca}, "doctor", "--json")
     checks = {check["name"]: check for check in json.loads(result.stdout)}
     assert checks["pia: server list"]["status"] == "fail" and "not valid for" in checks["pia: server list"]["detail"]
+
+
+def test_installed_units_run_the_vpn_agent_and_bind_its_service_workspaces(table, write_config, tmp_path) -> None:
+    """What ``ws systemd install`` writes for a vpn service workspace (rendered; the VM tier installs them)."""
+    from ws.context import load_context
+    from ws.plugins import PluginManager
+    from ws.units.render import Invocation, render
+
+    config = write_config(table)
+    config.write_text(
+        config.read_text()
+        + '[user]\nname = "alice"\nuid = 1500\ngid = 1500\nauthorized_keys = []\n'
+        + '[workspaces.torrent]\ntype = "nspawn"\nnetwork = "vpn"\nautostart = true\n'
+    )
+    plugins = PluginManager(environ={"WS_PLUGINS": "pia,nspawn"}).load()
+    ctx = load_context(config, plugins, environ={})
+    units = render(ctx, Invocation("/usr/bin/ws", str(config), (), 257))
+    assert sorted(units) == ["ws-agent-vpn.service", "ws-networks.service", "ws-workspace-torrent.service"]
+    agent = units["ws-agent-vpn.service"]
+    assert f"ExecStart=/usr/bin/ws --config {config} vpn run vpn\n" in agent
+    assert "Type=notify\n" in agent and "WatchdogSec=300s\n" in agent and "TimeoutStartSec=600s\n" in agent
+    workspace = units["ws-workspace-torrent.service"]
+    assert "BindsTo=ws-agent-vpn.service\n" in workspace
+    assert "After=network-online.target ws-networks.service ws-agent-vpn.service\n" in workspace
+    assert f"ExecStart=/usr/bin/ws --config {config} network up vpn\n" in units["ws-networks.service"]
