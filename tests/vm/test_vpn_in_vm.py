@@ -60,6 +60,20 @@ def serve_in_svc(vm) -> None:
     vm.wait_until_succeeds(f"python3 /root/netprobe.py tcp {SVC_ADDR} {INNER_PORT} | grep -q {HOST_ADDR}", 60)
 
 
+DIAGNOSIS = (
+    f"ws --config {CONFIG} vpn status --json",
+    f"journalctl -u {AGENT_UNIT} -n 60 --no-pager -o cat",
+    "ip -n ws-vpn -4 addr; ip -n ws-vpn -4 route; ip netns exec ws-vpn wg show",
+    f"ip netns exec {WORLD} wg show",
+    "tail -n 20 /root/fake-pia.log",
+)
+"""What says why the tunnel is not up: the agent's report and journal, the namespace, both WireGuard ends."""
+
+
+def diagnosis(vm) -> str:
+    return vm.execute("; echo ---; ".join(f"{{ {command}; }} 2>&1" for command in DIAGNOSIS), 300).stdout
+
+
 @pytest.fixture(scope="module")
 def vpn_vm(vm_image, vm_code_share, vm_accel, tmp_path_factory) -> Iterator:
     """One VM for every test of this module: the world, ws's vpn network up, the service workspace running."""
@@ -78,7 +92,10 @@ def vpn_vm(vm_image, vm_code_share, vm_accel, tmp_path_factory) -> Iterator:
         up = json.loads(ws(vm, "network", "up", "vpn", "--json", timeout=600))
         assert up[0]["changed"] and any("started the vpn agent (systemd" in c for c in up[0]["changes"]), up
         # the workspace's sshd waits for the tunnel (ws-vpn-wait), so `ws up` returns once it has its way out
-        ws(vm, "up", SVC, timeout=1800)
+        try:
+            ws(vm, "up", SVC, timeout=1800)
+        except Exception as error:
+            raise AssertionError(f"{error}\n--- diagnosis ---\n{diagnosis(vm)}") from None
         print(f"ws network up vpn + ws up {SVC} (nspawn, TCG): {time.monotonic() - started:.0f} s")
         serve_in_svc(vm)
         yield vm

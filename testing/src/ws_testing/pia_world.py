@@ -3,7 +3,7 @@
 The VM's root namespace is ws's host. Namespace ``pia-world`` sits behind the VM's uplink ``wsup0`` (made the
 VM's default route): part 1's fake PIA service (``fake_pia.py`` as a program) on PIA's real ports, a real
 WireGuard peer ``pwg0`` to which addKey adds the client's key, and behind it, reachable only through the tunnel,
-a resolver (10.0.0.243) and a web endpoint (10.0.0.80:8080) that answers with the caller's address. An outside
+a resolver (10.0.0.243) and a web endpoint (192.88.99.80:8080) that answers with the caller's address. An outside
 resolver (203.0.113.53) answers directly on the uplink. Counters at the uplink's ingress, inside the world
 (so no rule of the host can hide a packet), count what leaves the host outside the tunnel.
 
@@ -28,7 +28,10 @@ STATE = "/var/lib/wst-vpn"
 WORLD = "pia-world"
 UPLINK_HOST, UPLINK_WORLD = "203.0.113.200", "203.0.113.254"
 API, WG_SERVER, META, OUTSIDE_DNS = "203.0.113.1", "203.0.113.11", "203.0.113.21", "203.0.113.53"
-VIP, TUNNEL_DNS, WEB = "10.0.0.111", "10.0.0.243", "10.0.0.80"
+VIP, TUNNEL_DNS = "10.0.0.111", "10.0.0.243"
+WEB = "192.88.99.80"
+"""A public address (behind the tunnel only): the endpoint's forwarder is core's hardened dnsmasq, whose
+``stop-dns-rebind`` drops answers in private ranges, TEST-NETs included, as it would from PIA's resolvers."""
 SVC, SVC_ADDR, ENDPOINT, HOST_ADDR = "svc", "10.100.0.10", "10.100.0.2", "10.100.0.1"
 SVC_INTERFACE = f"vb-{SVC}"
 """The host end of the service workspace's veth (nspawn's ``--network-bridge`` names it); ``host0`` inside."""
@@ -68,7 +71,9 @@ ip -n {WORLD} addr add 10.0.0.1/8 dev pwg0; ip -n {WORLD} link set pwg0 up
 for a in {TUNNEL_DNS} 10.0.0.242 {WEB} {VIP}; do ip -n {WORLD} addr add $a/32 dev lo; done
 ip netns exec {WORLD} nft -f - <<'NFT'
 table inet world {{
-    chain input {{ type filter hook input priority 0; policy accept; iifname "up0" ip daddr 10.0.0.0/8 drop; }}
+    chain input {{
+        type filter hook input priority 0; policy accept; iifname "up0" ip daddr {{ 10.0.0.0/8, {WEB} }} drop;
+    }}
 }}
 table netdev count {{
     counter from_vpn {{}}
@@ -78,7 +83,7 @@ table netdev count {{
     chain uplink {{
         type filter hook ingress device "up0" priority 0; policy accept;
         ip saddr 10.100.0.0/16 counter name "from_vpn"
-        ip daddr {{ 10.0.0.0/8, {OUTSIDE_DNS} }} counter name "to_hidden"
+        ip daddr {{ 10.0.0.0/8, {WEB}, {OUTSIDE_DNS} }} counter name "to_hidden"
         meta protocol ip udp dport 1337 counter name "wireguard" accept
         meta protocol ip tcp dport {{ 443, 1337 }} ip daddr {{ {API}, {WG_SERVER} }} accept
         meta protocol {{ ip, ip6 }} counter name "other"
