@@ -121,8 +121,8 @@ def status(ctx: Context, network_name: str, as_json: bool) -> None:
     else:
         age = agent.get("handshake_age")
         handshake = "never" if age is None else f"{age:.0f} s ago"
-        report = f"last report {agent.get('state')} at {agent.get('at')}, handshake {handshake}"
-        click.echo(f"tunnel:      {running}; {report}")
+        last = f"last report {agent.get('state')} at {agent.get('at')}, handshake {handshake}"
+        click.echo(f"tunnel:      {running}; {last}")
         if agent.get("last_error"):
             click.echo(f"last error:  {agent['last_error']} (at {agent.get('last_error_at')})")
 
