@@ -61,12 +61,13 @@ def test_nspawn_lifecycle_through_systemd_and_machined(vm, image_in_vm) -> None:
     assert f"Unit=ws-nspawn-{NAME}.service" in machine and "Class=container" in machine
     assert NAME in vm.succeed("machinectl list --no-legend")
 
-    # One ws exec for three promises (each ws command costs seconds under TCG): the login user, the guest's
-    # own user namespace over the boot's id range, and the command's exit status.
+    # One ws exec for four promises (each ws command costs seconds under TCG): the login user, the guest's
+    # own user namespace over the boot's id range, every first-boot step having run, and the exit status.
     shift = json.loads(vm.succeed(f"cat {STATE}/nspawn/machines/{NAME}/record.json"))["uid_shift"]
-    result = vm.execute(f"ws --config {CONFIG} exec {NAME} -- sh -c 'id -u; cat /proc/self/uid_map; exit 7'", 120)
+    script = "id -u; cat /proc/self/uid_map; systemctl show -p Result --value ws-firstboot.service; exit 7"
+    result = vm.execute(f"ws --config {CONFIG} exec {NAME} -- sh -c '{script}'", 120)
     assert result.status == 7, result.stderr
-    assert result.stdout.split() == ["1234", "0", str(shift), "65536"]
+    assert result.stdout.split() == ["1234", "0", str(shift), "65536", "success"]
     assert "ws-firstboot" in ws(vm, "logs", NAME)
     assert "ws-firstboot" in vm.succeed(f"journalctl -u ws-nspawn-{NAME}.service --no-pager -o cat")
 

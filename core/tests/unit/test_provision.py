@@ -262,6 +262,21 @@ def test_deliver_to_rootfs_modes_owners_and_contents(tmp_path):
     assert (rootfs / "etc/doas.conf").read_bytes() == b"# Written by ws.\npermit nopass :wheel\n"
 
 
+def test_deliver_makes_the_mount_points_folders_owned_by_the_guests_root(tmp_path):
+    """Not left to nspawn, which makes them host root's: ``nobody`` in the guest, the home unchownable."""
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    bundle = make_bundle(tmp_path)
+    as_root = os.geteuid() == 0
+    deliver_to_rootfs(bundle, rootfs, chown=as_root, id_offset=0x70000000)
+    home = rootfs / "home" / bundle.user.name
+    assert f"{bundle.user.home}/workspace" in {mount.guest_path for mount in bundle.mounts}
+    assert home.is_dir() and home.stat().st_mode & 0o777 == 0o755
+    assert not (home / "workspace").exists()  # the mount point itself is the binding tool's
+    if as_root:
+        assert (home.stat().st_uid, home.stat().st_gid) == (0x70000000, 0x70000000)
+
+
 def test_deliver_never_follows_guest_symlinks_out_of_the_rootfs(tmp_path):
     rootfs, outside = tmp_path / "rootfs", tmp_path / "outside"
     (rootfs / "usr/etc-ssh").mkdir(parents=True)

@@ -62,10 +62,16 @@ def deliver_to_rootfs(bundle: Bundle, rootfs: Path, *, chown: bool = True, id_of
     tests running without root use). Missing parent folders are created root-owned, mode 755.
 
     ``id_offset`` is added to every owner: a root file system used by a container whose user namespace maps
-    guest id 0 to host id ``id_offset`` (nspawn's ``--private-users``) must hold the host ids."""
+    guest id 0 to host id ``id_offset`` (nspawn's ``--private-users``) must hold the host ids.
+
+    The folders holding the bundle's mount points are created the same way: a tool binding there later
+    (systemd-nspawn) would create missing ones owned by host root, an id outside the guest's user namespace,
+    which the guest sees as ``nobody`` and whose owner its root cannot change (the login user's home)."""
     rootfs = Path(rootfs).resolve()
     if not rootfs.is_dir():
         raise WsError(f"cannot provision {rootfs}: it is not a root file system folder")
+    for mount in bundle.mounts:
+        _resolve_dir(rootfs, Path(mount.guest_path).parent, id_offset if chown else None)
     for path, content, mode, uid, gid in iter_files(bundle, IdMap.from_rootfs(rootfs)):
         parent = _resolve_dir(rootfs, Path(path).parent, id_offset if chown else None)
         name = Path(path).name

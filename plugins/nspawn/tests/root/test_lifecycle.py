@@ -52,6 +52,20 @@ def test_guest_root_is_not_host_root(nsenv, life):
     assert init_uids[0].split()[1] == str(shift)  # the guest's init runs as the range's first id on the host
 
 
+def test_first_boot_set_up_succeeded(nsenv, life):
+    """Every first-boot step ran: the unit succeeded, the home is the user's, skeleton and agent config exist."""
+    unit = nsenv.ws("exec", life, "--", "systemctl", "show", "-p", "Result,ActiveState", "ws-firstboot.service")
+    assert unit.stdout.split() == ["Result=success", "ActiveState=active"], _journal(nsenv, life, "ws-firstboot")
+    home = nsenv.ws("exec", life, "--", "sh", "-c", "stat -c '%u %g %a' ~; ls -A ~").stdout.split()
+    assert home[:3] == [str(nsenv.uid), str(nsenv.uid), "755"]
+    assert {".bashrc", ".profile", ".claude.json"} <= set(home[3:])
+
+
+def _journal(nsenv, name: str, unit: str) -> str:
+    argv = ["doas", "journalctl", "--no-pager", "-o", "cat", "-u", unit]
+    return nsenv.ws("exec", name, "--", *argv, check=False).stdout
+
+
 def test_ssh_login_checks_the_pinned_host_key(nsenv, life):
     result = nsenv.ssh(life, "id -u; id -g; hostname; doas true && echo doas-ok")
     assert result.returncode == 0, result.stderr
