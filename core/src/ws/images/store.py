@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,9 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ws import locking
-from ws.errors import UsageError, WsError
+from ws.errors import UsageError
 from ws.images.build import INITRD, KERNEL, ROOTFS, BuildFunction, Progress
 from ws.images.recipe import Recipe
+from ws.mounts import remove_tree
 
 IMAGES_DIR = "images"
 MANIFEST = "manifest.json"
@@ -114,7 +113,7 @@ def remove_image(state_dir: Path, name: str, hashes: Iterable[str] | None = None
             have = ", ".join(present) or "none"
             raise UsageError(f"image {name} has no build {', '.join(unknown)} (builds: {have})")
         for image_hash in wanted:
-            _remove_tree(folder / image_hash)
+            remove_tree(folder / image_hash)
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         return wanted
@@ -127,7 +126,7 @@ def clean_stale(state_dir: Path, name: str) -> list[Path]:
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         match = TMP_DIR.match(path.name)
         if match and not _alive(int(match.group(2))):
-            _remove_tree(path)
+            remove_tree(path)
             removed.append(path)
     return removed
 
@@ -137,10 +136,10 @@ def _build(state_dir: Path, recipe: Recipe, progress: Progress, build: BuildFunc
     parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     final = parent / recipe.hash
     if final.exists():  # a folder without a valid manifest: not ours to trust, rebuild it
-        _remove_tree(final)
+        remove_tree(final)
     tmp = parent / f".tmp-{recipe.hash}-{os.getpid()}"
     if tmp.exists():
-        _remove_tree(tmp)
+        remove_tree(tmp)
     tmp.mkdir(mode=0o755)  # apt downloads as _apt, which must be able to enter mmdebstrap's tree in here
     try:
         build(recipe, tmp, progress)
@@ -152,7 +151,7 @@ def _build(state_dir: Path, recipe: Recipe, progress: Progress, build: BuildFunc
         os.rename(tmp, final)
         _fsync(parent)
     except BaseException:
-        _remove_tree(tmp)
+        remove_tree(tmp)
         raise
     image = _load(final, fresh=True)
     assert image is not None, f"{final} was just written"
@@ -230,26 +229,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _remove_tree(path: Path) -> None:
-    """rmtree that first detaches mounts a killed mmdebstrap may have left inside (/proc, /sys, /dev)."""
-    for mount_point in _mounts_below(path):
-        subprocess.run(["umount", "--lazy", mount_point], check=False, capture_output=True)
-    if left := _mounts_below(path):  # never recurse into a mounted host tree such as /dev
-        raise WsError(f"cannot remove {path}: {left[0]} is still mounted; unmount it and retry")
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _mounts_below(path: Path) -> list[str]:
-    prefix = str(path.resolve()) + "/"
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return []
-    points = [_unescape(line.split()[4]) for line in lines]
-    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
-
-
-def _unescape(field_text: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_text)

@@ -57,14 +57,17 @@ def iter_files(bundle: Bundle, ids: IdMap | None = None) -> Iterator[tuple[str, 
         yield item.path, item.content, item.mode, ids.uid(item.owner), ids.gid(item.group)
 
 
-def deliver_to_rootfs(bundle: Bundle, rootfs: Path, *, chown: bool = True) -> None:
+def deliver_to_rootfs(bundle: Bundle, rootfs: Path, *, chown: bool = True, id_offset: int = 0) -> None:
     """Write every file into ``rootfs`` with its mode (and owner unless ``chown`` is false, which only
-    tests running without root use). Missing parent folders are created root-owned, mode 755."""
+    tests running without root use). Missing parent folders are created root-owned, mode 755.
+
+    ``id_offset`` is added to every owner: a root file system used by a container whose user namespace maps
+    guest id 0 to host id ``id_offset`` (nspawn's ``--private-users``) must hold the host ids."""
     rootfs = Path(rootfs).resolve()
     if not rootfs.is_dir():
         raise WsError(f"cannot provision {rootfs}: it is not a root file system folder")
     for path, content, mode, uid, gid in iter_files(bundle, IdMap.from_rootfs(rootfs)):
-        parent = _resolve_dir(rootfs, Path(path).parent)
+        parent = _resolve_dir(rootfs, Path(path).parent, id_offset if chown else None)
         name = Path(path).name
         tmp = parent / f".{name}.ws-tmp"
         tmp.unlink(missing_ok=True)
@@ -72,16 +75,16 @@ def deliver_to_rootfs(bundle: Bundle, rootfs: Path, *, chown: bool = True) -> No
         try:
             os.write(fd, content)
             if chown:
-                os.fchown(fd, uid, gid)
+                os.fchown(fd, uid + id_offset, gid + id_offset)
             os.fchmod(fd, mode)
         finally:
             os.close(fd)
         os.replace(tmp, parent / name)
 
 
-def _resolve_dir(rootfs: Path, guest_dir: Path) -> Path:
+def _resolve_dir(rootfs: Path, guest_dir: Path, owner: int | None = None) -> Path:
     """The host path of ``guest_dir`` with symlinks resolved as if ``rootfs`` were ``/`` (like chroot),
-    creating missing folders."""
+    creating missing folders (owned by host id ``owner`` when given, the guest's root)."""
     current = rootfs
     pending = list(guest_dir.parts[1:])
     hops = 0
@@ -107,6 +110,8 @@ def _resolve_dir(rootfs: Path, guest_dir: Path) -> Path:
         if not candidate.exists():
             candidate.mkdir(mode=0o755)
             os.chmod(candidate, 0o755)
+            if owner is not None:
+                os.chown(candidate, owner, owner)
         elif not candidate.is_dir():
             raise WsError(f"{candidate} is in the way of a provisioning file: it is not a folder")
         current = candidate

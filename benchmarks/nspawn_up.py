@@ -1,0 +1,181 @@
+"""nspawn workspaces: ws up against a raw systemd-nspawn boot, re-creation, eight at once, disk of eight.
+
+1. ``ws up NAME`` from absent until it returns (sshd answers) against the raw ``systemd-nspawn --boot`` of the
+   same tree with the same bridge, options and binds (the command line ws recorded, started directly), until
+   sshd sends its banner; runs interleaved, the raw boot on the root file system ws prepared (its cost of
+   preparing the tree is ws's own).
+2. ``ws up --recreate NAME`` of a running workspace.
+3. ``ws up`` of eight workspaces in one command against the same eight one after another.
+4. Disk used under ``<state_dir>/nspawn`` (base plus overlay upper directories) with eight running against one.
+
+Goals: ws up <= 1.2x the raw boot; eight at once >= 1.5x faster; eight workspaces <= 1.3x the disk of one.
+Needs root; uses ws's cached image (``--images``, default the test cache) and its own state dir, bridge and
+10.216.X.0/24 subnet, removed at the end.
+
+    sudo .venv/bin/python benchmarks/nspawn_up.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WS = str(Path(sys.executable).with_name("ws"))
+
+
+class Bench:
+    def __init__(self, images: Path):
+        token = secrets.token_hex(2)
+        self.root = Path(f"/var/tmp/wsn-bench-{token}")
+        self.root.mkdir()
+        (self.root / "images").symlink_to(images)
+        self.names = ["bench", *(f"b{i}" for i in range(1, 9))]
+        routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+        self.prefix = f"10.216.{next(n for n in range(200, 250) if f'10.216.{n}.' not in routes)}"
+        lines = [f'state_dir = "{self.root}"', "[network]", f'bridge = "wsnb{token}"', f'subnet = "{self.prefix}.0/24"',
+                 "[nix]", "inherit_host = false"]  # fmt: skip
+        for name in self.names:
+            lines += [f"[workspaces.{name}]", 'type = "nspawn"']
+        (self.root / "ws.toml").write_text("\n".join(lines) + "\n")
+        self.env = {**os.environ, "WS_CONFIG": str(self.root / "ws.toml"), "WS_PLUGINS": "nspawn"}
+
+    def ws(self, *args: str) -> None:
+        subprocess.run([WS, *args], check=True, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def timed_ws(self, *args: str) -> float:
+        start = time.perf_counter()
+        self.ws(*args)
+        return time.perf_counter() - start
+
+    def ip(self, name: str) -> str:
+        out = subprocess.run([WS, "config", "show", "--json"], check=True, env=self.env, capture_output=True)
+        return json.loads(out.stdout)["workspaces"][name]["ip"]
+
+    def record(self, name: str) -> dict:
+        return json.loads((self.root / "nspawn" / "machines" / name / "record.json").read_text())
+
+    def disk(self) -> int:
+        """Bytes under <state>/nspawn on disk (hard links and the mounted views counted once)."""
+        out = subprocess.run(["du", "-sx", "--block-size=1", str(self.root / "nspawn")], capture_output=True, text=True)
+        return int(out.stdout.split()[0])
+
+    def cleanup(self) -> None:
+        for name in self.names:
+            subprocess.run([WS, "destroy", name], env=self.env, capture_output=True)
+        subprocess.run([WS, "network", "down"], env=self.env, capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def wait_banner(ip: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"raw systemd-nspawn exited with {process.returncode}")
+        try:
+            with socket.create_connection((ip, 22), timeout=1) as connection:
+                connection.settimeout(1)
+                if connection.recv(4).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise SystemExit(f"raw systemd-nspawn: no sshd on {ip} within {timeout} s")
+
+
+def raw_boot(bench: Bench, ip: str) -> float:
+    """Boot the tree ws prepared with ws's own nspawn command line, directly, until sshd answers.
+
+    In a cgroup of its own, as any two nspawn containers on a host without systemd must be (they would share
+    the cgroup nspawn hands to the container otherwise); making it is not timed.
+    """
+    from ws.supervise import cgroups
+
+    argv = bench.record("bench")["argv"]
+    own = cgroups.create("wsn-bench-raw")
+
+    def enter_cgroup() -> None:
+        for path in own:
+            (path / "cgroup.procs").write_text("0")
+
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True, preexec_fn=enter_cgroup)  # fmt: skip
+    wait_banner(ip, process)
+    elapsed = time.perf_counter() - start
+    process.terminate()
+    process.wait(timeout=60)
+    for path in own:
+        cgroups.kill(path)
+        cgroups.remove(path)
+    return elapsed
+
+
+def up_against_raw(bench: Bench, runs: int) -> tuple[list[float], list[float]]:
+    from ws.supervise import supervisor_for
+
+    ip = bench.ip("bench")
+    bench.ws("up", "bench")  # unpacks the base, brings the network up
+    ws_times, raw_times = [], []
+    for run in range(runs):
+        supervisor_for(bench.root).stop("ws-nspawn-bench")  # keep the prepared tree, stop ws's container
+        raw = raw_boot(bench, ip)
+        bench.ws("down", "bench")
+        subprocess.run(["sync"], check=True)
+        ws_time = bench.timed_ws("up", "bench")
+        raw_times.append(raw)
+        ws_times.append(ws_time)
+        print(f"  run {run + 1}: raw nspawn {raw:.2f} s, ws up {ws_time:.2f} s", file=sys.stderr)
+    return ws_times, raw_times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--images", type=Path, default=Path("/var/tmp/ws-test-state/images"))
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("run as root (it creates a bridge and containers)", file=sys.stderr)
+        return 2
+    bench = Bench(args.images)
+    try:
+        ws_times, raw_times = up_against_raw(bench, args.runs)
+        recreate = [bench.timed_ws("up", "--recreate", "bench") for _ in range(args.runs)]
+        one_disk = bench.disk()
+        bench.ws("down", "bench")
+        eight = [f"b{i}" for i in range(1, 9)]
+        sequential = sum(bench.timed_ws("up", name) for name in eight)
+        bench.ws("down", *eight)
+        subprocess.run(["sync"], check=True)
+        concurrent = bench.timed_ws("up", *eight)
+        eight_disk = bench.disk()
+        bench.ws("down", *eight)
+
+        raw, ws_up = statistics.median(raw_times), statistics.median(ws_times)
+        print(f"ws up to ssh-ready against the raw nspawn boot of the same tree (median of {args.runs}):")
+        print(f"  raw systemd-nspawn --boot until sshd answers  {raw:6.2f} s")
+        print(
+            f"  ws up (absent -> ssh-ready)                   {ws_up:6.2f} s   ratio {ws_up / raw:.2f}x (goal <= 1.2)"
+        )
+        print(f"  ws up --recreate of a running workspace       {statistics.median(recreate):6.2f} s")
+        print("eight workspaces until usable:")
+        print(f"  one after another  {sequential:6.2f} s")
+        print(f"  at once            {concurrent:6.2f} s   speed-up {sequential / concurrent:.2f}x (goal >= 1.5)")
+        print("disk under <state>/nspawn (base + overlays):")
+        print(f"  one running    {one_disk / 2**20:8.1f} MiB")
+        print(f"  eight running  {eight_disk / 2**20:8.1f} MiB   ratio {eight_disk / one_disk:.2f}x (goal <= 1.3)")
+    finally:
+        bench.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""``ws exec`` and ``ws logs`` for nspawn workspaces.
+
+``exec`` enters every namespace of the guest's PID 1 with ``nsenter`` (user namespace included, so it starts
+as the guest's root, not the host's) and drops to the login user with the guest's own ``setpriv
+--init-groups`` (``doas`` needs the user's ``wheel`` membership), in the work folder, with a clean
+environment. Its exit status is the command's. ``logs`` prints the console of the current or last boot (the
+log file, or the unit's journal under systemd); ``-f`` follows it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+from ws.errors import WsError
+
+from ws_plugin_nspawn import backend, rootfs
+
+if TYPE_CHECKING:
+    from ws.context import Context
+    from ws.types import Workspace
+
+GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def exec_argv(ctx: Context, workspace: Workspace, command: list[str]) -> list[str]:
+    init = backend.leader(ctx, workspace)
+    if init is None:
+        raise WsError(f"workspace {workspace.name} is not running (start it with: ws up {workspace.name})")
+    user = ctx.login_user
+    environment = [
+        f"HOME={user.home}", f"USER={user.name}", f"LOGNAME={user.name}", "LANG=C.UTF-8", "SHELL=/bin/bash",
+        f"PATH={GUEST_PATH}", *([f"TERM={os.environ['TERM']}"] if os.environ.get("TERM") else []),
+    ]  # fmt: skip
+    in_work_folder = f'cd {shlex.quote(user.workspace_dir)} 2>/dev/null || cd; exec "$@"'
+    return [
+        "nsenter", f"--target={init}", "--all", "--root", "--wd", "--",
+        "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--",
+        "env", "-i", *environment, "sh", "-c", in_work_folder, "sh", *(command or ["bash", "--login"]),
+    ]  # fmt: skip
+
+
+def exec_command(ctx: Context, workspace: Workspace, command: list[str], interactive: bool) -> int:
+    """Run ``command`` (a login shell if empty) as the login user. nsenter hands ws's own terminal (or pipes)
+    to the command as they are, so ``interactive`` needs nothing more."""
+    return subprocess.run(exec_argv(ctx, workspace, command), check=False).returncode
+
+
+def logs(ctx: Context, workspace: Workspace, follow: bool) -> int:
+    sup = backend.supervisor(ctx)
+    name = backend.service_name(workspace)
+    if not follow:
+        sys.stdout.write(sup.logs(name))
+        return 0
+    if sup.kind == "systemd":
+        command = ["journalctl", "--no-pager", "--output=cat", "--follow", f"--unit={name}.service"]
+    else:
+        command = ["tail", "--lines=+1", "--follow=name", str(rootfs.console_log(ctx.state.root, workspace.name))]
+    try:
+        return subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,91 @@
+"""The nspawn backend on a real systemd host (the test VM): the same lifecycle as the root tier, through D-Bus.
+
+ws's image is the one the host's test cache holds (built by core's root tier), hard-linked into the VM's
+exchange share and used in place (the VM has no network to build one). Under systemd the container runs as a
+transient unit ``ws-nspawn-NAME.service`` registered with machined, and ``ws logs`` reads that unit's journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.vm
+
+TEST_STATE = Path("/var/tmp/ws-test-state")
+STATE = "/var/lib/wst-nspawn"
+CONFIG = "/etc/ws/nspawn-test.toml"
+NAME = "vmn"
+TOML = f"""state_dir = "{STATE}"
+[user]
+name = "wsuser"
+uid = 1234
+gid = 1234
+authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8b3e1N9aV5aBv3d1OBh2D5wXx8pC2TbQvC8mU7m0b ws-test"]
+[network]
+bridge = "wstnbr"
+subnet = "10.215.0.0/24"
+upstream = "eth0"  # the VM's user-mode NIC: restrict=on, nothing leaves the VM
+[nix]
+inherit_host = false
+[nspawn]
+ready_timeout = 600.0
+[workspaces.{NAME}]
+type = "nspawn"
+"""
+
+
+def ws(vm, *args: str, timeout: float = 300) -> str:
+    return vm.succeed(f"ws --config {CONFIG} " + " ".join(args), timeout)
+
+
+@pytest.fixture
+def image_in_vm(vm):
+    """The host's cached image, hard-linked into the exchange share and linked as the VM state's images."""
+    from ws.config.model import CoreConfig
+    from ws.images import current_image, recipe_for
+
+    built = current_image(TEST_STATE, recipe_for(CoreConfig(state_dir=TEST_STATE), with_kernel=True))
+    if built is None:
+        pytest.fail("ws's test image is not built: run core's root tier first (core/tests/root/test_image_build.py)")
+    shared = vm.qemu.xchg / "ws-images" / built.name / built.hash
+    shared.mkdir(parents=True, exist_ok=True)
+    for item in built.path.iterdir():
+        if not (shared / item.name).exists():
+            os.link(item, shared / item.name)
+    vm.succeed(f"mkdir -p {STATE} && ln -sfn /mnt/xchg/ws-images {STATE}/images")
+    vm.write_file(CONFIG, TOML)
+    yield built
+    vm.execute(f"ws --config {CONFIG} destroy {NAME} --purge --yes; ws --config {CONFIG} network down", 300)
+    vm.execute(f"rm -rf {STATE} {CONFIG}")
+    shutil.rmtree(vm.qemu.xchg / "ws-images", ignore_errors=True)
+
+
+def test_nspawn_lifecycle_through_systemd_and_machined(vm, image_in_vm) -> None:
+    ws(vm, "up", NAME, timeout=900)
+    status = json.loads(ws(vm, "status", NAME, "--json"))
+    assert status["state"] == "running" and status["extra"]["supervisor"] == "systemd"
+    unit = vm.succeed(f"systemctl show ws-nspawn-{NAME}.service -p ActiveState -p Delegate -p MainPID")
+    assert "ActiveState=active" in unit and "Delegate=yes" in unit
+    assert f"MainPID={status['extra']['pid']}" in unit
+    machine = vm.succeed(f"machinectl show {NAME} -p Unit -p Class -p State")
+    assert f"Unit=ws-nspawn-{NAME}.service" in machine and "Class=container" in machine
+    assert NAME in vm.succeed("machinectl list --no-legend")
+
+    assert ws(vm, "exec", NAME, "--", "id", "-u").strip() == "1234"
+    assert vm.execute(f"ws --config {CONFIG} exec {NAME} -- sh -c 'exit 7'", 120).status == 7
+    shift = json.loads(vm.succeed(f"cat {STATE}/nspawn/machines/{NAME}/record.json"))["uid_shift"]
+    assert ws(vm, "exec", NAME, "--", "cat", "/proc/self/uid_map").split() == ["0", str(shift), "65536"]
+    assert "ws-firstboot" in ws(vm, "logs", NAME)
+    assert "ws-firstboot" in vm.succeed(f"journalctl -u ws-nspawn-{NAME}.service --no-pager -o cat")
+
+    ws(vm, "down", NAME)
+    assert "LoadState=not-found" in vm.succeed(f"systemctl show ws-nspawn-{NAME}.service -p LoadState")
+    assert vm.execute(f"machinectl show {NAME}").status != 0
+    assert vm.execute(f"ip link show vb-{NAME}").status != 0
+    assert vm.succeed(f"ls {STATE}/nspawn/machines").strip() == ""
+    assert json.loads(ws(vm, "status", NAME, "--json"))["state"] == "absent"
