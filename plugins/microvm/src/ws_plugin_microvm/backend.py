@@ -111,7 +111,7 @@ def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> Boot:
         initrd=folder / "initrd.img",
         cmdline=_cmdline(workspace),
         disk=folder / "overlay.qcow2",
-        cpus=workspace.cpus or settings.cpus,
+        cpus=settings.vcpus(workspace.cpus),
         memory_mib=workspace.memory_mib or settings.memory_mib,
         accel=chosen_accel,
         machine=machine,

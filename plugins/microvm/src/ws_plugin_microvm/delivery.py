@@ -39,7 +39,7 @@ mountroot()
 	fi
 }
 """
-NINEP_OPTIONS = "trans=virtio,version=9p2000.L,msize=524288,access=client,nofail"
+NINEP_OPTIONS = "trans=virtio,version=9p2000.L,msize=512000,access=client,nofail"
 
 
 def fstab(shares: Iterable[Share]) -> str:

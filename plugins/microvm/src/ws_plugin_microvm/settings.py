@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DEFAULT_CPUS = 2
-DEFAULT_MEMORY_MIB = 2048
+DEFAULT_MAX_CPUS = 8
+DEFAULT_MEMORY_MIB = 4096
 
 
 class MicrovmSettings(BaseModel):
@@ -24,10 +24,17 @@ class MicrovmSettings(BaseModel):
     """``auto``: KVM when a probe boot under KVM works on this host, else TCG (slow; ``ws up`` warns)."""
     machine: Literal["auto", "microvm", "q35"] = "auto"
     """``auto``: qemu's ``microvm`` machine when the guest kernel can find virtio-mmio devices, else ``q35``."""
-    cpus: int = Field(default=DEFAULT_CPUS, ge=1, le=255)
-    """vCPUs when the workspace sets no ``cpus``."""
+    cpus: int | None = Field(default=None, ge=1, le=255)
+    """vCPUs when the workspace sets no ``cpus``; default: 8, or the host's CPU count when it has fewer."""
     memory_mib: int = Field(default=DEFAULT_MEMORY_MIB, ge=256)
-    """Guest memory in MiB when the workspace sets no ``memory``."""
+    """Guest memory in MiB when the workspace sets no ``memory`` (the original's 4096)."""
+
+    def vcpus(self, configured: int | None) -> int:
+        """The workspace's ``cpus``, else this section's, else 8 or fewer on a smaller host."""
+        import os
+
+        return configured or self.cpus or min(DEFAULT_MAX_CPUS, os.cpu_count() or 1)
+
     disk_gib: int = Field(default=16, ge=2, le=4096)
     """Size of the guest's root file system (sparse: the base holds the image, the overlay what the guest writes)."""
     ready_timeout: float = Field(default=600.0, gt=0)

@@ -1,0 +1,88 @@
+"""One microVM through its whole lifecycle under the real qemu, in order (each TCG boot costs minutes):
+up to sshd with the deterministic MAC, the address and the pinned host key; shares with the right host
+owner; exec; a guest root's setuid file is not setuid-root on the host; logs; down leaves nothing; a
+``ws up`` killed during boot converges on the next ``ws up``, which keeps the work folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import time
+
+import pytest
+from ws.identity import mac_address
+
+pytestmark = pytest.mark.root
+
+UID = 1234
+
+
+def test_up_boots_to_sshd_with_the_workspace_identity(vmenv):
+    vmenv.ws("up", vmenv.name)
+    status = vmenv.status()
+    assert status["state"] == "running", status
+    assert status["extra"]["tap"] == f"vm-{vmenv.name}"
+    assert "vsock" in status["detail"]  # CID attached, or why not
+    login = vmenv.ssh("cat /sys/class/net/eth0/address; ip -4 -o addr show eth0; hostname; id -u")
+    assert login.returncode == 0, login.stderr
+    mac, address, hostname, uid = login.stdout.splitlines()
+    assert mac == mac_address(f"vm-{vmenv.name}")
+    assert f" {vmenv.ip}/24 " in address and vmenv.ip.startswith(f"{vmenv.subnet_prefix}.")
+    assert hostname == f"workspace-{vmenv.name}" and uid == str(UID)
+
+
+def test_shares_are_read_and_written_with_the_login_user_as_host_owner(vmenv):
+    (vmenv.work / "from-host").write_text("hello guest\n")
+    os.chown(vmenv.work / "from-host", UID, UID)
+    login = vmenv.ssh("cat ~/workspace/from-host && echo hello host > ~/workspace/from-guest && mkdir ~/workspace/dir")
+    assert login.returncode == 0 and login.stdout == "hello guest\n", login.stderr
+    made = vmenv.work / "from-guest"
+    assert made.read_text() == "hello host\n"
+    assert (made.stat().st_uid, made.stat().st_gid) == (UID, UID)
+    assert (vmenv.work / "dir").stat().st_uid == UID
+
+
+def test_exec_runs_as_the_login_user_and_returns_the_status(vmenv):
+    result = vmenv.ws("exec", vmenv.name, "--", "sh", "-c", "id -un; pwd; exit 7", check=False)
+    assert result.returncode == 7, result.stderr
+    assert result.stdout.split() == ["wsuser", "/home/wsuser/workspace"]
+
+
+def test_a_setuid_root_file_made_by_guest_root_is_not_setuid_root_on_the_host(vmenv):
+    command = "doas sh -c 'cp /bin/true ~wsuser/workspace/suid && chown root:root ~wsuser/workspace/suid && "
+    command += "chmod 4755 ~wsuser/workspace/suid' && stat -c '%u %a' ~/workspace/suid"
+    login = vmenv.ssh(command)
+    assert login.returncode == 0, login.stderr
+    assert login.stdout.split() == ["0", "4755"]  # what the guest asked for, as the guest sees it
+    host = (vmenv.work / "suid").stat()
+    assert host.st_uid == UID and not host.st_mode & (stat.S_ISUID | stat.S_ISGID), oct(host.st_mode)
+
+
+def test_logs_show_the_serial_console(vmenv):
+    assert "Linux version" in vmenv.ws("logs", vmenv.name).stdout
+
+
+def test_down_leaves_no_qemu_tap_or_overlay(vmenv):
+    vmenv.ws("down", vmenv.name)
+    assert vmenv.status()["state"] == "absent"
+    assert vmenv.leftovers() == []
+    assert (vmenv.work / "from-guest").exists()
+
+
+def test_a_killed_up_during_boot_converges_and_keeps_the_work_folder(vmenv):
+    process = vmenv.popen("up", vmenv.name)
+    deadline = time.monotonic() + 300
+    console = vmenv.boot_dir / "console.log"
+    while time.monotonic() < deadline and not (console.exists() and console.stat().st_size > 0):
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)  # the guest is booting
+    process.wait()
+    assert vmenv.qemu_running()
+    vmenv.ws("up", vmenv.name)
+    assert vmenv.status()["state"] == "running"
+    login = vmenv.ssh("cat ~/workspace/from-guest")
+    assert login.returncode == 0 and login.stdout == "hello host\n", login.stderr
+    vmenv.ws("down", vmenv.name)
+    assert vmenv.leftovers() == []
