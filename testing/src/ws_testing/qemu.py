@@ -2,7 +2,7 @@
 
 On the hosts this project runs on /dev/kvm exists but KVM guests die (qemu aborts on "failed to set MSR"
 with ``-cpu host``, or stops on "KVM internal error" with its default CPU), so KVM is probed by booting the
-image's kernel alone (it must get as far as its "no root file system" panic) and TCG is the
+image's kernel alone with core's probe (:mod:`ws.kvm`, shared with the microVM backend) and TCG is the
 fallback. ``WS_VM_ACCEL=kvm|tcg`` skips the probe.
 """
 
