@@ -36,16 +36,17 @@ def checks(ctx: Context) -> list[DoctorCheck]:
     for tool, package in (("qemu-img", "qemu-utils"), ("mkfs.ext4", "e2fsprogs"), ("ssh", "openssh-client")):
         if shutil.which(tool) is None:
             result.append(DoctorCheck(f"microvm: {tool}", bad, f"{tool} is missing", f"apt-get install {package}"))
-    result.append(_kvm_check(ctx, settings.qemu, accel.cached_answer(ctx, settings.qemu)))
+    result.append(_kvm_check(accel.cached_answer(ctx, settings.qemu)))
     result.append(_device_check("vhost-net", Path("/dev/vhost-net"), "virtio-net runs in qemu (slower)"))
     result.append(_device_check("vhost-vsock", Path("/dev/vhost-vsock"), "workspaces get no vsock CID"))
     virtiofsd = next((found for name in VIRTIOFSD if (found := shutil.which(name))), None)
-    detail = f"{virtiofsd} found" if virtiofsd else "not installed"
-    result.append(DoctorCheck("microvm: virtiofsd", CheckStatus.OK, f"{detail}; folders are shared over 9p"))
+    detail = f"{virtiofsd} found, not used" if virtiofsd else "not installed"
+    reason = "ws shares folders over 9p with mapped ownership (virtiofs would pass the guest root's files through)"
+    result.append(DoctorCheck("microvm: virtiofsd", CheckStatus.OK, f"{detail}: {reason}"))
     return result
 
 
-def _kvm_check(ctx: Context, qemu: str, probed: bool | None) -> DoctorCheck:
+def _kvm_check(probed: bool | None) -> DoctorCheck:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return DoctorCheck("microvm: KVM", CheckStatus.WARN, "no usable /dev/kvm: microVMs run under TCG (slow)",
                            "enable virtualisation (VT-x/AMD-V) and load kvm_intel or kvm_amd")  # fmt: skip

@@ -4,6 +4,7 @@ provisioning archive and the initrd it travels in, and ``[microvm]`` validation 
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -162,3 +163,17 @@ def test_accel_values(accel):
     from ws_plugin_microvm.settings import MicrovmSettings
 
     assert MicrovmSettings(accel=accel).accel == accel
+
+
+def test_doctor_names_qemu_kvm_vhost_and_virtiofsd(tmp_path):
+    from click.testing import CliRunner
+    from ws.cli.common import CliState
+    from ws.cli.main import cli
+
+    config = tmp_path / "ws.toml"
+    config.write_text(f'state_dir = "{tmp_path}"\n[workspaces.a]\ntype = "vm"\n')
+    state = CliState(config_path=config, extra_plugins=[("microvm", plugin)])
+    result = CliRunner().invoke(cli, ["doctor", "--json"], obj=state, env={"WS_PLUGINS": ""})
+    names = {check["name"] for check in json.loads(result.output)}
+    expected = {"microvm: qemu", "microvm: KVM", "microvm: vhost-net", "microvm: vhost-vsock", "microvm: virtiofsd"}
+    assert expected <= names, result.output
