@@ -177,7 +177,11 @@ def stop(ctx: Context, workspace: Workspace) -> None:
 
 
 def destroy(ctx: Context, workspace: Workspace) -> None:
+    """Stop, then remove the workspace's boot folder (console logs) and bases no other workspace uses."""
+    import shutil
+
     stop(ctx, workspace)
+    shutil.rmtree(boot_dir(ctx, workspace), ignore_errors=True)
     disk.remove_unused_bases(plugin_dir(ctx), keep=_bases_in_use(ctx))
 
 
