@@ -140,7 +140,7 @@ def vmenv(vm_image):
                 "[nix]",
                 "inherit_host = false",
                 "[microvm]",
-                "stop_timeout = 30.0",
+                "stop_timeout = 15.0",
                 f"ready_timeout = {BOOT_TIMEOUT - 60}.0",
                 f"[workspaces.{env.name}]",
                 'type = "vm"',
