@@ -38,7 +38,9 @@ def ssh_argv(ctx: Context, workspace: Workspace, command: list[str], interactive
 
 
 def exec_command(ctx: Context, workspace: Workspace, command: list[str], interactive: bool) -> int:
-    if backend.status(ctx, workspace).state.value != "running":
+    from ws.types import State
+
+    if backend.status(ctx, workspace).state != State.RUNNING:
         raise WsError(f"workspace {workspace.name} is not running (start it with: ws up {workspace.name})")
     return subprocess.run(ssh_argv(ctx, workspace, command, interactive), check=False).returncode
 

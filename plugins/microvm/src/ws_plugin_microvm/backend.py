@@ -26,7 +26,7 @@ from ws.errors import WsError
 from ws.types import State, WorkspaceStatus
 
 from ws_plugin_microvm import accel, delivery, disk, tap
-from ws_plugin_microvm.hypervisor import Share, VmSpec
+from ws_plugin_microvm.hypervisor import Hypervisor, Share, VmSpec
 from ws_plugin_microvm.qemu import Qemu, supports_microvm
 
 if TYPE_CHECKING:
@@ -70,6 +70,11 @@ def settings_for(ctx: Context, workspace: Workspace | None = None) -> MicrovmSet
     if workspace is not None and workspace.options is not None:
         return workspace.options
     return ctx.config.sections.get("microvm") or MicrovmSettings()
+
+
+def hypervisor(settings: MicrovmSettings) -> Hypervisor:
+    """The one hypervisor shipped (see :mod:`ws_plugin_microvm.hypervisor`)."""
+    return Qemu(settings.qemu)
 
 
 def supervisor(ctx: Context) -> Supervisor:
@@ -124,7 +129,7 @@ def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> Boot:
         cid=workspace.cid if VHOST_VSOCK.exists() else None,
         shares=shares,
     )
-    argv = Qemu(settings.qemu).command(spec)
+    argv = hypervisor(settings).command(spec)
     record |= {
         "accel": spec.accel,
         "machine": spec.machine,
@@ -191,7 +196,7 @@ def remove_boot(ctx: Context, workspace: Workspace, sup: Supervisor, grace: floa
     folder = boot_dir(ctx, workspace)
     record = read_record(ctx, workspace)
     if sup.status(name).running:
-        if grace > 0 and Qemu().power_button(folder / "qmp.sock"):
+        if grace > 0 and hypervisor(settings_for(ctx, workspace)).power_button(folder / "qmp.sock"):
             ctx.progress(f"{workspace.name}: waiting for the guest to power off")
             _wait_stopped(sup, name, grace)
         sup.stop(name, KILL_TIMEOUT)
@@ -227,11 +232,12 @@ def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
             State.STOPPED, "qemu is not running (ws up boots it again, ws down cleans up)", image=record["image"],
             extra=extra,
         )  # fmt: skip
-    run_state = Qemu().run_state(boot_dir(ctx, workspace) / "qmp.sock") or "not answering on QMP"
+    run_state = hypervisor(settings_for(ctx, workspace)).run_state(boot_dir(ctx, workspace) / "qmp.sock")
+    run_state = run_state or "not answering on its control socket"
     detail = f"qemu {record['machine']} under {record['accel'].upper()}, {run_state}, {vsock}"
     if service.started_at:
         detail += f", up {_duration(time.time() - service.started_at)}"
-    state = State.RUNNING if run_state in ("running", "not answering on QMP") else State.ERROR
+    state = State.RUNNING if run_state in ("running", "not answering on its control socket") else State.ERROR
     return WorkspaceStatus(
         state, detail, ip=workspace.ip, image=record["image"], started_at=service.started_at,
         extra={**extra, "run_state": run_state},

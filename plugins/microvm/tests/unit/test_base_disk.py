@@ -10,11 +10,8 @@ import tarfile
 import threading
 from pathlib import Path
 
-import pytest
 from ws.locking import file_lock
 from ws_plugin_microvm import disk
-
-pytestmark = pytest.mark.skipif(subprocess.run(["which", "mkfs.ext4"]).returncode != 0, reason="needs e2fsprogs")
 
 
 def _rootfs_tar(path: Path) -> Path:
