@@ -177,3 +177,29 @@ def test_doctor_names_qemu_kvm_vhost_and_virtiofsd(tmp_path):
     names = {check["name"] for check in json.loads(result.output)}
     expected = {"microvm: qemu", "microvm: KVM", "microvm: vhost-net", "microvm: vhost-vsock", "microvm: virtiofsd"}
     assert expected <= names, result.output
+
+
+def test_a_boot_left_half_made_by_a_killed_up_is_reported_and_cleaned_by_down(tmp_path):
+    """A ``ws up`` killed inside create leaves only the first record (no qemu ever ran): status says so and
+    ``ws down`` deletes what the record names, after which the workspace is absent."""
+    from click.testing import CliRunner
+    from ws.cli.common import CliState
+    from ws.cli.main import cli
+
+    config = tmp_path / "ws.toml"
+    config.write_text(f'state_dir = "{tmp_path}"\n[user]\nuid = 1234\ngid = 1234\n[workspaces.a]\ntype = "vm"\n')
+    boot = tmp_path / "microvm" / "a"
+    boot.mkdir(parents=True)
+    (boot / "record.json").write_text(json.dumps({"workspace": "a", "image": "i@h", "base": "/b", "tap": "vm-a"}))
+    (boot / "overlay.qcow2").write_bytes(b"left over")
+
+    def ws(*args: str):
+        state = CliState(config_path=config, extra_plugins=[("microvm", plugin)])
+        return CliRunner().invoke(cli, list(args), obj=state, env={"WS_PLUGINS": ""})
+
+    shown = json.loads(ws("status", "a", "--json").output)
+    assert shown["state"] == "stopped" and "never started" in shown["detail"]
+    result = ws("down", "a")
+    assert result.exit_code == 0, result.output
+    assert json.loads(ws("status", "a", "--json").output)["state"] == "absent"
+    assert sorted(p.name for p in boot.iterdir()) == []
