@@ -65,6 +65,7 @@ def test_qemu_drops_root_and_shares_with_mapped_xattr():
     assert "virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01" in _option(argv, "-device")
     assert _option(argv, "-netdev") == ["tap,id=net0,ifname=vm-dev,script=no,downscript=no,vhost=off"]
     assert _option(argv, "-accel") == ["tcg"] and not any("vsock" in arg for arg in argv)
+    assert "virtio-balloon-pci,free-page-reporting=on,deflate-on-oom=on" in _option(argv, "-device")
 
 
 def test_microvm_machine_uses_mmio_devices_and_vsock_when_given():
