@@ -64,9 +64,12 @@ class Bench:
         return json.loads((self.root / "nspawn" / "machines" / name / "record.json").read_text())
 
     def disk(self) -> int:
-        """Bytes under <state>/nspawn on disk (hard links and the mounted views counted once)."""
-        out = subprocess.run(["du", "-sx", "--block-size=1", str(self.root / "nspawn")], capture_output=True, text=True)
-        return int(out.stdout.split()[0])
+        """Bytes on disk of the bases and every boot's overlay layers (not ``lower/`` and ``root/``: mounted views
+        of the same data, which du would count again)."""
+        nspawn = self.root / "nspawn"
+        paths = [nspawn / "bases", *nspawn.glob("machines/*/upper"), *nspawn.glob("machines/*/work")]
+        out = subprocess.run(["du", "-scx", "--block-size=1", *map(str, paths)], capture_output=True, text=True)
+        return int(out.stdout.splitlines()[-1].split()[0])
 
     def cleanup(self) -> None:
         for name in self.names:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -28,26 +27,10 @@ EXAMPLE_VERSION = tomllib.loads((REPO / "tests" / "example_plugin" / "pyproject.
 BROKEN_WARNING = "warning: plugin 'broken' from distribution 'ws-plugin-broken' failed to load"
 
 
-def find_uv() -> list[str]:
-    """uv from PATH, from scripts/bootstrap's private copy, beside this Python, or as a module."""
-    candidates = [
-        shutil.which("uv"),
-        REPO / ".cache" / "uv-bootstrap" / "bin" / "uv",
-        Path(sys.executable).parent / "uv",
-    ]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return [str(candidate)]
-    if subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True, check=False).returncode == 0:
-        return [sys.executable, "-m", "uv"]
-    pytest.fail("uv is needed to build the throw-away venv: run scripts/bootstrap or pip install uv", pytrace=False)
-
-
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def venv(tmp_path_factory: pytest.TempPathFactory, uv: list[str]) -> Path:
     """A fresh venv with ws, ws-plugin-example and ws-plugin-broken installed (not editable)."""
     root = tmp_path_factory.mktemp("venv")
-    uv = find_uv()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
     steps = [
         [*uv, "venv", "--quiet", "--python", sys.executable, str(root / "venv")],

@@ -71,6 +71,7 @@ def up(ctx: Context, workspace: Workspace, *, force: bool = False) -> UpResult:
         before = backend.status()
         changed = _changed_parts(_applied(workspace), parts)
         if not force and before.state == State.RUNNING and not changed:
+            _replug(ctx, workspace, attachment)
             return UpResult(workspace.name, "unchanged", before)
         action = "created" if before.state == State.ABSENT else "recreated"
         if before.state != State.ABSENT and not wtype.replaces_in_create:
@@ -88,6 +89,17 @@ def up(ctx: Context, workspace: Workspace, *, force: bool = False) -> UpResult:
         ctx.all_plugins.workspace_started(workspace, attachment)
         reasons = ("forced",) if force and not changed else tuple(changed)
         return UpResult(workspace.name, action, backend.status(), reasons if action == "recreated" else ())
+
+
+def _replug(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) -> None:
+    """A bridge deleted and created again (``ws network down``, then ``ws up``) lost its ports while the
+    workspaces behind them kept running: put the running workspace's host interface back on it. Only here,
+    where the backend has just said the workspace runs, is an interface of that name known to be its own."""
+    from ws.network import bridge
+
+    if attachment.bridge:
+        for change in bridge.reattach_port(attachment.bridge, workspace.host_interface):
+            ctx.log.info("network change", workspace=workspace.name, change=change)
 
 
 def plan(ctx: Context, workspace: Workspace, *, force: bool = False) -> Plan:

@@ -25,6 +25,9 @@ from pathlib import Path
 
 from ws.types import WorkspacePaths
 
+DEFAULT_STATE_DIR = Path("/var/lib/ws")
+"""``state_dir``'s default; also the owner of the marks ws wrote before they named their state directory
+(an unnamed bridge mark, an unnamed /etc/hosts block)."""
 LEASES_FILE = "leases.json"
 
 

@@ -198,8 +198,8 @@ def test_up_gives_nat_dns_and_lan_isolation_and_down_removes_exactly_that(topo: 
     status = topo.ws_json("status")
     assert status["up"] is True
     assert status["bridge"] == {
-        "name": BRIDGE, "exists": True, "is_bridge": True, "owned_by_ws": True, "up": True,
-        "addresses": [f"{HOST_ADDR}/24"],
+        "name": BRIDGE, "exists": True, "is_bridge": True, "owned_by_ws": True, "state_dir": str(topo.tmp / "state"),
+        "up": True, "addresses": [f"{HOST_ADDR}/24"],
     }  # fmt: skip
     assert status["forwarding"] is True
     assert status["firewall"]["present"] and status["firewall"]["current"] and status["firewall"]["rules"] >= 8
@@ -282,3 +282,53 @@ def test_an_interface_ws_did_not_create_is_never_taken_over(topo: Topology) -> N
     assert topo.nft("list", "tables").stdout == ""
     topo.ws("down")
     assert sh("ip", "-n", topo.host, "link", "show", BRIDGE, check=False).returncode == 0
+
+
+def test_a_second_configuration_is_told_which_state_directory_owns_the_bridge(topo: Topology) -> None:
+    """Two configurations (two state directories) on one bridge: the second one's ``up`` and ``down`` name
+    the first one's state directory and change nothing; another subnet-sharing bridge is refused too."""
+    first = topo.ws("up")
+    assert first.stdout.startswith(f"sandbox network on {BRIDGE} is up (") and "  created bridge" in first.stdout
+    assert first.stderr == "", "off a terminal the summary is printed once, without log lines"
+    before = topo.ws_json("status")
+    first_state = topo.tmp / "state"
+    second = topo.tmp / "second.toml"
+    second_state = topo.tmp / "second-state"
+    second.write_text(f'state_dir = "{second_state}"\n[network]\ndns_upstream = ["{INET_ADDR}"]\n')
+
+    def second_ws(*args: str) -> subprocess.CompletedProcess:
+        return topo.exec("h", WS, "--config", str(second), "network", *args, check=False)
+
+    for command in ("up", "down"):
+        result = second_ws(command)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"bridge {BRIDGE} belongs to another ws configuration, the one with state directory {first_state}" in (
+            result.stderr
+        )
+        assert "Address already in use" not in result.stderr and "Traceback" not in result.stderr
+    assert topo.ws_json("status") == before, "the first configuration's network is untouched"
+    assert not (second_state / "network").exists()
+
+    second.write_text(second.read_text() + 'bridge = "wst-other-br"\n')
+    result = second_ws("up")
+    assert result.returncode == 1
+    assert "subnet 192.168.83.0/24 overlaps 192.168.83.1/24 on interface sandbox-br" in result.stderr
+    assert f"state directory {first_state}" in result.stderr
+    assert sh("ip", "-n", topo.host, "link", "show", "wst-other-br", check=False).returncode != 0
+    assert not (second_state / "network").exists(), "refused before anything was made"
+
+    topo.ws("down")
+    assert second_ws("up").returncode == 0, "once the first configuration is down the bridge is free"
+    assert second_ws("down").returncode == 0
+
+
+def test_a_bridge_left_by_a_state_directory_that_is_gone_is_taken_over(topo: Topology) -> None:
+    topo.ws("up")
+    os.kill(topo.ws_json("status")["dns"]["pid"], signal.SIGKILL)  # e.g. a crash, then the folder was deleted
+    shutil.rmtree(topo.tmp / "state" / "network")
+    config = topo.write_config()  # same file, another state directory
+    config.write_text(config.read_text().replace(str(topo.tmp / "state"), str(topo.tmp / "state2")))
+    changes = topo.ws_json("up")["changes"]
+    assert f"took over bridge {BRIDGE} from {topo.tmp / 'state'} (that state directory has no network)" in changes
+    assert topo.ws_json("status")["bridge"]["state_dir"] == str(topo.tmp / "state2")
+    topo.ws("down")

@@ -127,7 +127,7 @@ def guest(built_image, tmp_path_factory):
     core = CoreConfig.model_validate({"nix": {"inherit_host": False}})
     bundle = build_bundle(workspace, attachment, core, login)
     deliver_to_rootfs(bundle, rootfs)
-    if not any((rootfs / d / "claude").exists() for d in ("usr/bin", "usr/local/bin")):
+    if not (rootfs / "usr/bin/claude").exists():  # where ws's image installs Claude Code
         fake = rootfs / "usr/bin/claude"  # stands in for the real CLI so the wrapper's exec can be seen
         fake.write_text('#!/bin/sh\necho "real claude: $*"\n')
         fake.chmod(0o755)
@@ -215,9 +215,12 @@ def test_claude_json_written_at_first_boot_with_mode_600(guest):
     assert guest.ok(f"stat -c '%a %u %g' /home/{USER}/.claude.json").split() == ["600", str(UID), str(GID)]
 
 
-def test_claude_resolves_to_the_wrapper_in_a_login_shell(guest):
-    assert guest.ok("bash -lc 'command -v claude'").strip() == "/usr/local/lib/ws/bin/claude"
+def test_claude_resolves_to_the_wrapper_with_and_without_a_login_shell(guest):
+    """``ssh HOST CMD`` (what ``ws ssh NAME -- CMD`` runs) gets sshd's default PATH and no profile scripts."""
+    for shell in ("bash -lc", "sh -c"):
+        assert guest.ok(f"{shell} 'command -v claude'").strip() == "/usr/local/bin/claude"
     if (guest.rootfs / "usr/bin/claude").read_text().startswith('#!/bin/sh\necho "real claude'):
+        assert guest.ok("claude hi").strip() == "real claude: --dangerously-skip-permissions hi"
         assert guest.ok("bash -lc 'claude hi'").strip() == "real claude: --dangerously-skip-permissions hi"
 
 

@@ -45,7 +45,7 @@ def _lines(stream: io.StringIO) -> list[dict]:
 
 def test_json_lines_when_not_a_terminal() -> None:
     stream = io.StringIO()
-    log.configure(0, "auto", stream)
+    log.configure(1, "auto", stream)
     log.get_logger(workspace="dev").info("created", token="t0ps3cret", ip="192.168.83.10")
     (line,) = _lines(stream)
     assert line["event"] == "created" and line["level"] == "info" and line["workspace"] == "dev"
@@ -55,7 +55,7 @@ def test_json_lines_when_not_a_terminal() -> None:
 
 def test_console_on_a_terminal_and_still_redacted() -> None:
     stream = Terminal()
-    log.configure(0, "auto", stream)
+    log.configure(1, "auto", stream)
     log.get_logger().info("created", password="t0ps3cret")
     text = stream.getvalue()
     assert "created" in text and "t0ps3cret" not in text
@@ -71,22 +71,30 @@ def test_format_can_be_forced() -> None:
 
 
 @pytest.mark.parametrize(
-    ("verbosity", "shown"),
+    ("verbosity", "fmt", "shown"),
     [
-        (-2, ["error"]),
-        (-1, ["warning", "error"]),
-        (0, ["info", "warning", "error"]),
-        (1, ["debug", "info", "warning", "error"]),
-        (3, ["debug", "info", "warning", "error"]),
+        (-1, "auto", ["error"]),
+        (0, "auto", ["warning", "error"]),
+        (0, "console", ["warning", "error"]),
+        (1, "auto", ["info", "warning", "error"]),
+        (2, "auto", ["debug", "info", "warning", "error"]),
+        (-2, "json", ["error"]),
+        (-1, "json", ["warning", "error"]),
+        (0, "json", ["info", "warning", "error"]),
+        (1, "json", ["debug", "info", "warning", "error"]),
+        (3, "json", ["debug", "info", "warning", "error"]),
     ],
 )
-def test_verbosity_levels(verbosity: int, shown: list[str]) -> None:
+def test_verbosity_levels(verbosity: int, fmt: str, shown: list[str]) -> None:
+    """Warnings by default; events with -v or when JSON was asked for."""
     stream = io.StringIO()
-    log.configure(verbosity, "json", stream)
+    log.configure(verbosity, fmt, stream)
     logger = log.get_logger()
     for level in ("debug", "info", "warning", "error"):
         getattr(logger, level)(level)
-    assert [line["event"] for line in _lines(stream)] == shown
+    lines = stream.getvalue().splitlines()
+    events = [line.split()[-1] for line in lines] if fmt == "console" else [json.loads(line)["event"] for line in lines]
+    assert events == shown
 
 
 def test_cli_logs_json_to_stderr_with_secrets_redacted(run_ws, write_config) -> None:
@@ -105,16 +113,18 @@ def created_ip(stdout: str) -> str:
     return stdout.split()[-1]
 
 
-def test_cli_auto_format_is_json_off_a_terminal_and_quiet_hides_info(run_ws, write_config) -> None:
+def test_cli_off_a_terminal_prints_the_summary_once_and_logs_events_only_with_v(run_ws, write_config) -> None:
+    """A non-terminal (a script, CI) gets each event once: the summary on stdout, no log lines unless asked."""
     path = write_config('[workspaces.dev]\ntype = "incus"\nnetwork = "fakenet"\n')
     result = run_ws("--config", str(path), "up", "dev")
-    assert any(
-        json.loads(line)["event"] == "fake instance created"
-        for line in result.stderr.splitlines()
-        if line.startswith("{")
-    )
-    result = run_ws("--config", str(path), "-q", "restart", "dev")
-    assert result.returncode == 0 and not any(line.startswith("{") for line in result.stderr.splitlines())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"dev: created, running {created_ip(result.stdout)}\n"
+    assert not [line for line in result.stderr.splitlines() if line.startswith("{")], result.stderr
+
+    result = run_ws("--config", str(path), "-v", "restart", "dev")
+    assert result.returncode == 0 and result.stdout.startswith("dev: ")
+    events = [json.loads(line)["event"] for line in result.stderr.splitlines() if line.startswith("{")]
+    assert "fake instance created" in events, "-v adds the events, as JSON lines off a terminal"
 
 
 def test_stdout_is_only_command_output_even_when_verbose(run_ws, write_config) -> None:

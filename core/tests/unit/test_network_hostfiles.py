@@ -117,19 +117,42 @@ def test_known_hosts_binds_name_and_address_and_skips_keyless() -> None:
 def test_sync_and_remove_host_files(tmp_path: Path) -> None:
     hosts, known = tmp_path / "hosts", tmp_path / "ssh" / "known_hosts"
     hosts.write_bytes(ORIGINAL)
-    changes = hostfiles.sync_host_files(ENTRIES, hosts=hosts, known_hosts=known)
+    changes = hostfiles.sync_host_files(ENTRIES, "/srv/ws", hosts=hosts, known_hosts=known)
     assert len(changes) == 2
     assert known.read_text().startswith("workspace-a,192.168.83.10 ssh-ed25519 ")
-    assert hostfiles.sync_host_files(ENTRIES, hosts=hosts, known_hosts=known) == []
-    assert len(hostfiles.remove_host_files(hosts=hosts, known_hosts=known)) == 2
+    assert hostfiles.sync_host_files(ENTRIES, "/srv/ws", hosts=hosts, known_hosts=known) == []
+    assert len(hostfiles.remove_host_files("/srv/ws", hosts=hosts, known_hosts=known)) == 2
     assert hosts.read_bytes() == ORIGINAL
     assert not known.parent.exists()
-    assert hostfiles.remove_host_files(hosts=hosts, known_hosts=known) == []
+    assert hostfiles.remove_host_files("/srv/ws", hosts=hosts, known_hosts=known) == []
+
+
+def test_each_state_directory_has_its_own_block(tmp_path: Path) -> None:
+    """The test suite's configuration next to the user's: neither rewrites nor removes the other's lines."""
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(ORIGINAL)
+    hostfiles.sync_host_files([HostEntry("workspace-demo", "192.168.83.116")], "/var/lib/ws", hosts=hosts)
+    users = hosts.read_bytes()
+    assert b"# BEGIN ws managed block (/var/lib/ws)\n" in users
+    assert hostfiles.sync_host_files([HostEntry("workspace-t", "10.213.5.90")], "/var/tmp/t", hosts=hosts)
+    assert hosts.read_bytes().startswith(users) and b"10.213.5.90 workspace-t\n" in hosts.read_bytes()
+    assert hostfiles.remove_host_files("/var/tmp/t", hosts=hosts) == [f"removed ws block from {hosts}"]
+    assert hosts.read_bytes() == users
+
+
+def test_the_default_state_directory_takes_over_an_unnamed_block(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(ORIGINAL + block_of(["192.168.83.116 workspace-demo"]))
+    assert hostfiles.sync_host_files([], "/var/tmp/t", hosts=hosts) == [], "another configuration leaves it"
+    hostfiles.sync_host_files([HostEntry("workspace-demo", "192.168.83.117")], hostfiles.DEFAULT_OWNER, hosts=hosts)
+    assert hosts.read_bytes() == ORIGINAL + hostfiles.replace_block(
+        b"", ["192.168.83.117 workspace-demo"], hostfiles.DEFAULT_OWNER
+    )
 
 
 def test_no_workspaces_creates_no_known_hosts_file(tmp_path: Path) -> None:
     hosts, known = tmp_path / "hosts", tmp_path / "ssh" / "known_hosts"
-    assert hostfiles.sync_host_files([], hosts=hosts, known_hosts=known) == []
+    assert hostfiles.sync_host_files([], "/srv/ws", hosts=hosts, known_hosts=known) == []
     assert not known.exists() and not hosts.exists()
 
 
@@ -161,20 +184,22 @@ def test_networkmanager_drop_in_only_where_networkmanager_is(tmp_path: Path) -> 
     assert not nm.exists()
     nm.mkdir()
     patterns = {"vm-*", "ve-*", "wsi-*"}  # the backends' interface prefixes, as core passes them
-    assert hostfiles.sync_networkmanager("sandbox-br", nm, patterns) == [f"wrote {nm}/conf.d/ws.conf"]
-    text = (nm / "conf.d" / "ws.conf").read_text()
+    assert hostfiles.sync_networkmanager("sandbox-br", nm, patterns) == [f"wrote {nm}/conf.d/ws-sandbox-br.conf"]
+    assert hostfiles.sync_networkmanager("wsti12ab", nm) == [f"wrote {nm}/conf.d/ws-wsti12ab.conf"]
+    text = (nm / "conf.d" / "ws-sandbox-br.conf").read_text()
     assert text.endswith(
         "[keyfile]\nunmanaged-devices=interface-name:sandbox-br;interface-name:ve-*;interface-name:vm-*;"
         "interface-name:wsi-*;interface-name:veth*\n"
     )
     assert hostfiles.sync_networkmanager("sandbox-br", nm, patterns) == []
-    assert hostfiles.remove_networkmanager(nm) == [f"removed {nm}/conf.d/ws.conf"]
-    assert hostfiles.remove_networkmanager(nm) == []
+    assert hostfiles.remove_networkmanager("sandbox-br", nm) == [f"removed {nm}/conf.d/ws-sandbox-br.conf"]
+    assert hostfiles.remove_networkmanager("sandbox-br", nm) == []
+    assert (nm / "conf.d" / "ws-wsti12ab.conf").exists(), "another bridge's drop-in stays"
 
 
 def test_foreign_networkmanager_file_of_the_same_name_is_kept(tmp_path: Path) -> None:
-    conf = tmp_path / "conf.d" / "ws.conf"
+    conf = tmp_path / "conf.d" / "ws-sandbox-br.conf"
     conf.parent.mkdir(parents=True)
     conf.write_text("[main]\n# someone else's\n")
-    assert hostfiles.remove_networkmanager(tmp_path) == []
+    assert hostfiles.remove_networkmanager("sandbox-br", tmp_path) == []
     assert conf.read_text() == "[main]\n# someone else's\n"

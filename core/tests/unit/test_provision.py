@@ -25,8 +25,7 @@ def test_every_core_file_has_its_mode_and_root_owner(tmp_path):
         "/etc/ssh/authorized_keys/alice": 0o644,
         "/etc/doas.conf": 0o644,
         "/usr/local/share/ws/claude.json": 0o644,
-        "/usr/local/lib/ws/bin/claude": 0o755,
-        "/etc/profile.d/ws-agent.sh": 0o644,
+        "/usr/local/bin/claude": 0o755,
         "/usr/local/lib/ws/firstboot": 0o755,
         "/etc/systemd/system/ws-firstboot.service": 0o644,
         "/etc/systemd/system/multi-user.target.d/ws.conf": 0o644,
@@ -112,40 +111,50 @@ def test_first_boot_unit_runs_before_sshd_and_is_pulled_in(tmp_path):
     assert "Wants=ws-firstboot.service systemd-networkd.service systemd-resolved.service\n" in dropin
 
 
-def _run_wrapper(tmp_path: Path, bundle, *args: str) -> subprocess.CompletedProcess:
-    """Deliver the wrapper and profile, put a fake 'real claude' later in PATH, run a login-like shell."""
+def _run_wrapper(tmp_path: Path, bundle, script: str, *args: str, path: str = "", home: str = "/nonexistent"):
+    """Deliver the wrapper, put a fake 'real claude' in /usr/bin's place, and run ``script`` with the
+    PATH a session without a login shell gets (sshd's default: /usr/local/bin before /usr/bin)."""
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
     deliver_to_rootfs(bundle, rootfs, chown=False)
-    real = tmp_path / "realbin"
-    real.mkdir()
-    (real / "claude").write_text('#!/bin/sh\necho "real claude: $*"\n')
-    (real / "claude").chmod(0o755)
-    profile = (
-        (rootfs / "etc/profile.d/ws-agent.sh")
-        .read_text()
-        .replace("/usr/local/lib/ws/bin", str(rootfs / "usr/local/lib/ws/bin"))
-    )
-    wrapper = rootfs / "usr/local/lib/ws/bin/claude"
-    wrapper.write_text(wrapper.read_text().replace("/usr/local/lib/ws/bin", str(wrapper.parent)))
-    script = f'{profile}\ncommand -v claude\nclaude "$@"\n'
-    env = {"PATH": f"{real}:/usr/bin:/bin"}
+    local_bin, usr_bin = rootfs / "usr/local/bin", tmp_path / "usr-bin"
+    wrapper = local_bin / "claude"
+    wrapper.write_text(wrapper.read_text().replace("/usr/local/bin/claude", str(wrapper)))
+    usr_bin.mkdir()
+    (usr_bin / "claude").write_text('#!/bin/sh\necho "real claude: $*"\n')
+    (usr_bin / "claude").chmod(0o755)
+    env = {"PATH": path or f"{local_bin}:{usr_bin}:/usr/bin:/bin", "HOME": home}
     return subprocess.run(["sh", "-c", script, "sh", *args], env=env, capture_output=True, text=True, timeout=10)
 
 
-def test_claude_wrapper_comes_first_and_adds_skip_permissions(tmp_path):
-    bundle = make_bundle(tmp_path)
-    result = _run_wrapper(tmp_path, bundle, "-p", "two words")
+def test_claude_wrapper_is_first_in_the_default_path_and_adds_skip_permissions(tmp_path):
+    result = _run_wrapper(tmp_path, make_bundle(tmp_path), 'command -v claude; claude "$@"', "-p", "two words")
     assert result.returncode == 0, result.stderr
     which, output = result.stdout.splitlines()
-    assert which == str(tmp_path / "rootfs/usr/local/lib/ws/bin/claude")
+    assert which == str(tmp_path / "rootfs/usr/local/bin/claude"), "no profile script needed"
     assert output == "real claude: --dangerously-skip-permissions -p two words"
+
+
+def test_claude_wrapper_finds_the_native_installers_claude_and_says_when_there_is_none(tmp_path):
+    home = tmp_path / "home"
+    (home / ".local/bin").mkdir(parents=True)
+    native = home / ".local/bin/claude"
+    native.write_text('#!/bin/sh\necho "native claude: $*"\n')
+    native.chmod(0o755)
+    local_bin = tmp_path / "rootfs/usr/local/bin"
+    only_wrapper = f"{local_bin}:/bin"
+    result = _run_wrapper(tmp_path, make_bundle(tmp_path), 'claude "$@"', "x", path=only_wrapper, home=str(home))
+    assert (result.returncode, result.stdout) == (0, "native claude: --dangerously-skip-permissions x\n")
+    native.unlink()
+    done = subprocess.run(
+        [str(local_bin / "claude")], env={"PATH": only_wrapper, "HOME": str(home)}, capture_output=True, text=True
+    )
+    assert done.returncode == 127 and "the Claude Code CLI is not installed" in done.stderr
 
 
 def test_no_wrapper_when_skip_permissions_is_off(tmp_path):
     bundle = make_bundle(tmp_path, {"agent": {"claude_skip_permissions": False}, "nix": {"inherit_host": False}})
-    assert "/usr/local/lib/ws/bin/claude" not in by_path(bundle)
-    assert "/etc/profile.d/ws-agent.sh" not in by_path(bundle)
+    assert "/usr/local/bin/claude" not in by_path(bundle)
     assert "/usr/local/share/ws/claude.json" in by_path(bundle)
 
 
@@ -252,11 +261,12 @@ def test_deliver_never_follows_guest_symlinks_out_of_the_rootfs(tmp_path):
     outside.mkdir()
     (rootfs / "etc").mkdir()
     (rootfs / "etc/ssh").symlink_to("/usr/etc-ssh")  # absolute: means <rootfs>/usr/etc-ssh in the guest
-    (rootfs / "etc/profile.d").symlink_to(outside)  # would escape if followed on the host
+    (rootfs / "usr/local").mkdir(parents=True)
+    (rootfs / "usr/local/share").symlink_to(outside)  # would escape if followed on the host
     (rootfs / "etc/doas.conf").symlink_to(outside / "doas.conf")  # the file itself is a symlink
     deliver_to_rootfs(make_bundle(tmp_path), rootfs, chown=False)
     assert (rootfs / "usr/etc-ssh/sshd_config.d/00-ws.conf").is_file()
-    assert (rootfs / str(outside).lstrip("/") / "ws-agent.sh").is_file()
+    assert (rootfs / str(outside).lstrip("/") / "ws" / "claude.json").is_file()
     assert not (rootfs / "etc/doas.conf").is_symlink()
     assert list(outside.iterdir()) == []
 

@@ -116,14 +116,16 @@ def _user_errors() -> Iterator[None]:
     type=click.Path(dir_okay=False),
     help="Configuration file. Default: $WS_CONFIG, else /etc/ws/ws.toml, else the embedded default.",
 )
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (repeatable).")
-@click.option("-q", "--quiet", count=True, help="Less log output on stderr.")
+@click.option(
+    "-v", "--verbose", count=True, help="Log each event on stderr too, not only warnings (-vv: debug as well)."
+)
+@click.option("-q", "--quiet", count=True, help="Log only errors on stderr.")
 @click.option(
     "--log-format",
     type=click.Choice(["auto", "console", "json"]),
     default="auto",
     show_default=True,
-    help="Log format on stderr: console on a terminal, JSON lines otherwise.",
+    help="Log format on stderr: console on a terminal, JSON lines otherwise. json logs each event without -v.",
 )
 @click.version_option(__version__, "--version", prog_name="ws")
 @click.pass_context

@@ -4,14 +4,12 @@ Backends call :func:`recipe_for` and :func:`ensure_image` for ``image = "debian-
 :func:`is_ws_image`) and resolve every other ``image`` reference themselves. See docs/images.md.
 """
 
-from ws.images.containers import container_image
 from ws.images.recipe import DEFAULT_IMAGE, Recipe, is_ws_image, recipe_for
 from ws.images.store import BuiltImage, current_image, ensure_image, list_images, remove_image
 
 __all__ = [
     "DEFAULT_IMAGE",
     "BuiltImage",
-    "container_image",
     "Recipe",
     "current_image",
     "ensure_image",

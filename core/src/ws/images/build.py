@@ -29,7 +29,7 @@ SOURCES = "debian.sources"
 Progress = Callable[[str], None]
 BuildFunction = Callable[[Recipe, Path, Progress], None]
 """Writes the image's files into the given folder (``rootfs.tar``; ``vmlinuz`` and ``initrd.img`` when the
-recipe asks for a kernel). The store adds the Incus metadata and the manifest around it."""
+recipe asks for a kernel). The store adds the manifest around it."""
 
 GENERIC_TREE_HOOKS = (
     'rm -f "$1"/etc/ssh/ssh_host_*',  # openssh-server's postinst made keys; ws mounts each guest's own
@@ -49,8 +49,9 @@ NPM_INSTALL_HOOK = "; ".join(
         'cp -L /etc/resolv.conf "$conf"',
         # trust what the host trusts for this download (a proxy's CA, say); removed again below
         f'if [ -f {HOST_CA} ]; then cp {HOST_CA} "$1/tmp/ws-host-ca.crt"; fi',
+        # under /usr (/usr/bin/claude): /usr/local/bin/claude is ws's wrapper (ws.provision.agent.WRAPPER)
         'chroot "$1" env NODE_EXTRA_CA_CERTS=/tmp/ws-host-ca.crt '
-        "npm install --global --no-fund --no-audit --no-update-notifier {package}",
+        "npm install --global --prefix /usr --no-fund --no-audit --no-update-notifier {package}",
         'rm -rf "$1/root/.npm" "$1/tmp/ws-host-ca.crt" "$conf"',
         'if [ -e "$conf.ws" ] || [ -L "$conf.ws" ]; then mv "$conf.ws" "$conf"; fi',
     )

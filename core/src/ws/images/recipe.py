@@ -19,7 +19,7 @@ from ws.errors import UsageError
 if TYPE_CHECKING:
     from ws.config.model import CoreConfig
 
-RECIPE_SCHEMA = 2
+RECIPE_SCHEMA = 3
 """Bump when the builder changes the tree differently (hooks, excludes) so old builds stop matching."""
 
 DEFAULT_IMAGE = "debian-bookworm"

@@ -1,7 +1,11 @@
 """The sandbox bridge and IPv4 forwarding, through netlink (pyroute2), never by running ``ip``.
 
-ws marks a bridge it created with an interface alias so that it only ever changes or deletes its own
-bridge: an interface of the same name that lacks the mark is somebody else's and is refused.
+ws marks a bridge it created with an interface alias naming the state directory of the configuration that
+created it (``managed by ws for /var/lib/ws``), so that it only ever changes or deletes its own bridge: an
+interface of the same name without the mark is somebody else's, one marked for another state directory is
+another ws configuration's, and both are refused with a sentence that says whose it is. The bare mark
+``managed by ws`` (written before the mark named its state directory) counts as the default state
+directory's.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ws.errors import WsError
+from ws.state import DEFAULT_STATE_DIR
 
 OWNER_ALIAS = "managed by ws"
+"""The alias prefix; ws versions before the state directory was recorded wrote exactly this."""
 SYSFS_NET = Path("/sys/class/net")
 FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
 PROC_ROUTE = Path("/proc/net/route")
@@ -31,10 +37,15 @@ class BridgeState:
     name: str
     exists: bool
     is_bridge: bool = False
-    owned: bool = False
+    owner: str | None = None
+    """The state directory named in ws's mark; None when ws did not create the interface."""
     up: bool = False
     addresses: tuple[str, ...] = ()
     """IPv4 addresses as ``address/prefixlen``."""
+
+    @property
+    def owned(self) -> bool:
+        return self.owner is not None
 
     def as_dict(self) -> dict:
         return {
@@ -42,20 +53,62 @@ class BridgeState:
             "exists": self.exists,
             "is_bridge": self.is_bridge,
             "owned_by_ws": self.owned,
+            "state_dir": self.owner,
             "up": self.up,
             "addresses": list(self.addresses),
         }
 
 
-def probe(name: str, interface: ipaddress.IPv4Interface) -> bool:
-    """Cheap yes/no: is our bridge there, up, with ``interface`` as its primary address?
+def owner_alias(state_dir: Path) -> str:
+    """The mark of a bridge that the configuration with ``state_dir`` created."""
+    return f"{OWNER_ALIAS} for {state_dir}"
+
+
+def _owner(alias: str | None) -> str | None:
+    if alias == OWNER_ALIAS:
+        return str(DEFAULT_STATE_DIR)
+    if alias and alias.startswith(f"{OWNER_ALIAS} for /"):
+        return alias.removeprefix(f"{OWNER_ALIAS} for ")
+    return None
+
+
+def check_owner(name: str, state_dir: Path, *, foreign_ok: bool = False) -> None:
+    """Refuse, before anything is changed, an existing interface ``name`` that is not this configuration's:
+    another ws configuration's (another state directory), or, unless ``foreign_ok`` (``network down``
+    leaves such an interface alone anyway), somebody else's. One sysfs read.
+
+    A bridge marked for a state directory that no longer holds its network files was left behind by a
+    configuration that is gone; it is taken over.
+    """
+    try:
+        alias = (SYSFS_NET / name / "ifalias").read_text().strip()
+    except FileNotFoundError:
+        return
+    owner = _owner(alias)
+    if owner is None:
+        if foreign_ok:
+            return
+        raise WsError(
+            f"interface {name} exists but was not created by ws; remove it or set [network] bridge to another name"
+        )
+    if owner == str(state_dir) or not (Path(owner) / "network" / name).is_dir():
+        return
+    raise WsError(
+        f"bridge {name} belongs to another ws configuration, the one with state directory {owner} (its "
+        f"`ws network up` created it); give this configuration (state directory {state_dir}) its own "
+        "[network] bridge and subnet, or run ws with that configuration"
+    )
+
+
+def probe(name: str, interface: ipaddress.IPv4Interface, state_dir: Path) -> bool:
+    """Cheap yes/no: is this configuration's bridge there, up, with ``interface`` as its primary address?
 
     Uses sysfs and two ioctls instead of netlink because importing pyroute2 alone costs about a quarter
     of a second, and this check runs on every ``ws up``. A False answer sends the caller to :func:`ensure`.
     """
     base = SYSFS_NET / name
     try:
-        if not (base / "bridge").is_dir() or (base / "ifalias").read_text().strip() != OWNER_ALIAS:
+        if not (base / "bridge").is_dir() or (base / "ifalias").read_text().strip() != owner_alias(state_dir):
             return False
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             flags = struct.unpack_from("H", _ifreq(sock, _SIOCGIFFLAGS, name), 16)[0]
@@ -91,14 +144,15 @@ def _state(ipr, name: str, index: int) -> BridgeState:
         name=name,
         exists=True,
         is_bridge=bool(linkinfo) and linkinfo.get("kind") == "bridge",
-        owned=link.get("ifalias") == OWNER_ALIAS,
+        owner=_owner(link.get("ifalias")),
         up=bool(link["flags"] & _IFF_UP),
         addresses=addresses,
     )
 
 
-def ensure(name: str, interface: ipaddress.IPv4Interface) -> list[str]:
-    """Create or repair our bridge: exists, marked, has exactly ``interface`` as IPv4 address, is up.
+def ensure(name: str, interface: ipaddress.IPv4Interface, state_dir: Path) -> list[str]:
+    """Create or repair our bridge: exists, marked for ``state_dir``, has exactly ``interface`` as IPv4
+    address, is up. The caller has checked ownership (:func:`check_owner`).
 
     Returns what was changed (empty when it already was so).
     """
@@ -108,18 +162,24 @@ def ensure(name: str, interface: ipaddress.IPv4Interface) -> list[str]:
     wanted = f"{interface.ip}/{interface.network.prefixlen}"
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=name)
+        _refuse_subnet_in_use(ipr, name, interface.network)
         if not found:
             ipr.link("add", ifname=name, kind="bridge")
-            index = ipr.link_lookup(ifname=name)[0]
-            ipr.link("set", index=index, IFLA_IFALIAS=OWNER_ALIAS)
+            found = ipr.link_lookup(ifname=name)
+            ipr.link("set", index=found[0], IFLA_IFALIAS=owner_alias(state_dir))
             changes.append(f"created bridge {name}")
-        else:
-            index = found[0]
+        index = found[0]
         state = _state(ipr, name, index)
         if not state.owned:
             raise WsError(
                 f"interface {name} exists but was not created by ws; remove it or set [network] bridge to another name"
             )
+        if ipr.get_links(index)[0].get("ifalias") != owner_alias(state_dir):  # also rewrites a bare mark
+            ipr.link("set", index=index, IFLA_IFALIAS=owner_alias(state_dir))
+            if state.owner != str(state_dir):
+                changes.append(f"took over bridge {name} from {state.owner} (that state directory has no network)")
+            else:
+                changes.append(f"marked bridge {name} with its state directory")
         for stale in set(state.addresses) - {wanted}:
             address, prefixlen = stale.split("/")
             ipr.addr("del", index=index, address=address, prefixlen=int(prefixlen))
@@ -131,6 +191,25 @@ def ensure(name: str, interface: ipaddress.IPv4Interface) -> list[str]:
             ipr.link("set", index=index, state="up")
             changes.append(f"set {name} up")
     return changes
+
+
+def _refuse_subnet_in_use(ipr, name: str, subnet: ipaddress.IPv4Network) -> None:
+    """Another interface with an address in ``subnet`` (another ws configuration's bridge, a container
+    manager's network) would make routes and the DNS forwarder's address clash: say whose it is."""
+    for message in ipr.get_addr(family=socket.AF_INET):
+        label = message.get("label") or message.get_attr("IFA_LABEL")
+        address = message.get("address") or message.get_attr("IFA_ADDRESS")
+        if label == name or address is None:
+            continue
+        other = ipaddress.IPv4Interface(f"{address}/{message['prefixlen']}")
+        if not other.network.overlaps(subnet):
+            continue
+        owner = _state(ipr, label, message["index"]).owner
+        whose = "not ws's" if owner is None else f"ws's bridge of the configuration with state directory {owner}"
+        raise WsError(
+            f"[network] subnet {subnet} overlaps {other} on interface {label} ({whose}); "
+            "give this configuration another subnet"
+        )
 
 
 def reattach_port(bridge: str, port: str) -> list[str]:
@@ -147,17 +226,22 @@ def reattach_port(bridge: str, port: str) -> list[str]:
     if master.exists() and master.resolve().name == bridge:
         return []
     from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
 
     with IPRoute() as ipr:
         found, bridges = ipr.link_lookup(ifname=port), ipr.link_lookup(ifname=bridge)
         if not found or not bridges:
             return []
-        ipr.link("set", index=found[0], master=bridges[0], state="up")
+        try:
+            ipr.link("set", index=found[0], master=bridges[0], state="up")
+        except NetlinkError as error:  # not a workspace's veth or tap (another program's interface of that name)
+            raise WsError(f"cannot put {port} on {bridge}: {error.args[1]}; is {port} another program's?") from None
     return [f"put {port} back on {bridge}"]
 
 
 def remove(name: str) -> list[str]:
-    """Delete our bridge if it exists; an interface of that name that ws did not create is left alone."""
+    """Delete our bridge if it exists (the caller has checked ownership with :func:`check_owner`); an
+    interface of that name that ws did not create is left alone."""
     from pyroute2 import IPRoute
 
     with IPRoute() as ipr:

@@ -2,7 +2,10 @@
 NetworkManager drop-in.
 
 In files shared with others (/etc/hosts) ws owns only the lines between its marker comments; every other
-byte stays as it was. Files are replaced atomically (temporary file in the same folder, fsync, rename)
+byte stays as it was. Each configuration (state directory) has its own block, named in its markers, so
+several configurations on one host (a user's and the test suite's) never rewrite or remove each other's
+lines; a block without a name was written before blocks were named and belongs to the default state
+directory. Files are replaced atomically (temporary file in the same folder, fsync, rename)
 with the original's mode and owner, so a crash never leaves a half-written /etc/hosts. Every path is a
 parameter so the logic is testable on temporary files.
 """
@@ -18,9 +21,12 @@ from pathlib import Path
 
 from ws.errors import WsError
 from ws.provision.hostkey import PUBLIC_NAME
+from ws.state import DEFAULT_STATE_DIR
 
 BEGIN = b"# BEGIN ws managed block"
 END = b"# END ws managed block"
+DEFAULT_OWNER = str(DEFAULT_STATE_DIR)
+"""The state directory that owns an unnamed block (see the module docstring)."""
 BLOCK_NOTE = "# Written by ws; changes inside this block are overwritten."
 
 HOSTS = Path("/etc/hosts")
@@ -70,16 +76,28 @@ def known_hosts_text(entries: Iterable[HostEntry]) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
-def replace_block(text: bytes, lines: list[str]) -> bytes:
-    """``text`` with ws's block holding ``lines`` (appended if absent; removed when ``lines`` is empty).
+def markers(owner: str | None) -> tuple[bytes, bytes]:
+    """The begin and end lines of ``owner``'s block; None: the unnamed block."""
+    if owner is None:
+        return BEGIN, END
+    name = f" ({owner})".encode()
+    return BEGIN + name, END + name
+
+
+def replace_block(text: bytes, lines: list[str], owner: str | None = None) -> bytes:
+    """``text`` with ``owner``'s block holding ``lines`` (appended if absent; removed when ``lines`` is
+    empty). The default owner also takes over an unnamed block.
 
     Bytes outside the block are kept exactly; a file without a final newline gains one before a new block.
     """
-    start, end = _find_block(text)
+    begin, end_marker = markers(owner)
+    start, end = _find_block(text, begin, end_marker)
+    if start is None and owner == DEFAULT_OWNER:
+        start, end = _find_block(text, BEGIN, END)
     block = b""
     if lines:
         body = "".join(f"{line}\n" for line in [BLOCK_NOTE, *lines]).encode()
-        block = BEGIN + b"\n" + body + END + b"\n"
+        block = begin + b"\n" + body + end_marker + b"\n"
     if start is None:
         if not block:
             return text
@@ -88,31 +106,31 @@ def replace_block(text: bytes, lines: list[str]) -> bytes:
     return text[:start] + block + text[end:]
 
 
-def _find_block(text: bytes) -> tuple[int | None, int]:
+def _find_block(text: bytes, begin: bytes, end: bytes) -> tuple[int | None, int]:
     """(start, end) byte offsets of the block including its marker lines, or (None, 0)."""
     lines = text.splitlines(keepends=True)
     offset, start = 0, None
     for line in lines:
         stripped = line.rstrip(b"\r\n")
-        if stripped == BEGIN:
+        if stripped == begin:
             if start is not None:
-                raise WsError(f"two '{BEGIN.decode()}' lines without an end marker; fix the file by hand")
+                raise WsError(f"two '{begin.decode()}' lines without an end marker; fix the file by hand")
             start = offset
-        elif stripped == END and start is not None:
+        elif stripped == end and start is not None:
             return start, offset + len(line)
         offset += len(line)
     if start is not None:
-        raise WsError(f"'{BEGIN.decode()}' without '{END.decode()}'; fix the file by hand")
+        raise WsError(f"'{begin.decode()}' without '{end.decode()}'; fix the file by hand")
     return None, 0
 
 
-def sync_block(path: Path, lines: list[str]) -> bool:
-    """Make ws's block in ``path`` hold ``lines``; True when the file changed."""
+def sync_block(path: Path, lines: list[str], owner: str | None = None) -> bool:
+    """Make ``owner``'s block in ``path`` hold ``lines``; True when the file changed."""
     try:
         old = path.read_bytes()
     except FileNotFoundError:
         old = b""
-    new = replace_block(old, lines)
+    new = replace_block(old, lines, owner)
     if new == old:
         return False
     write_atomic(path, new, mode=0o644)
@@ -132,10 +150,13 @@ def sync_file(path: Path, text: str, mode: int = 0o644) -> bool:
     return True
 
 
-def sync_host_files(entries: list[HostEntry], hosts: Path = HOSTS, known_hosts: Path | None = None) -> list[str]:
-    """Bring /etc/hosts' block and ws's known_hosts file in line with ``entries``; returns what changed."""
+def sync_host_files(
+    entries: list[HostEntry], owner: str, hosts: Path = HOSTS, known_hosts: Path | None = None
+) -> list[str]:
+    """Bring ``owner``'s block in /etc/hosts and ws's known_hosts file in line with ``entries``; returns
+    what changed."""
     changes = []
-    if sync_block(hosts, hosts_lines(entries)):
+    if sync_block(hosts, hosts_lines(entries), owner):
         changes.append(f"updated ws block in {hosts}")
     text = known_hosts_text(entries)
     if known_hosts is not None and (text or known_hosts.exists()) and sync_file(known_hosts, text):
@@ -143,10 +164,10 @@ def sync_host_files(entries: list[HostEntry], hosts: Path = HOSTS, known_hosts: 
     return changes
 
 
-def remove_host_files(hosts: Path = HOSTS, known_hosts: Path | None = None) -> list[str]:
-    """Drop ws's block from /etc/hosts and delete ws's known_hosts file."""
+def remove_host_files(owner: str, hosts: Path = HOSTS, known_hosts: Path | None = None) -> list[str]:
+    """Drop ``owner``'s block from /etc/hosts and delete ws's known_hosts file."""
     changes = []
-    if hosts.exists() and sync_block(hosts, []):
+    if hosts.exists() and sync_block(hosts, [], owner):
         changes.append(f"removed ws block from {hosts}")
     if known_hosts is not None and known_hosts.exists():
         known_hosts.unlink()
@@ -165,16 +186,17 @@ def networkmanager_text(bridge: str, patterns: Iterable[str] = ()) -> str:
 
 def sync_networkmanager(bridge: str, nm_dir: Path = NETWORKMANAGER, patterns: Iterable[str] = ()) -> list[str]:
     """Write the drop-in that keeps NetworkManager off ws's interfaces, only where NetworkManager is
-    installed. NetworkManager reads it at its next start or ``nmcli general reload conf``."""
+    installed; one per bridge, so configurations with their own bridges keep their own drop-ins.
+    NetworkManager reads it at its next start or ``nmcli general reload conf``."""
     if not nm_dir.is_dir():
         return []
-    path = nm_dir / "conf.d" / "ws.conf"
+    path = networkmanager_file(bridge, nm_dir)
     return [f"wrote {path}"] if sync_file(path, networkmanager_text(bridge, patterns)) else []
 
 
-def remove_networkmanager(nm_dir: Path = NETWORKMANAGER) -> list[str]:
-    """Delete the drop-in if it is ws's (starts with ws's header)."""
-    path = nm_dir / "conf.d" / "ws.conf"
+def remove_networkmanager(bridge: str, nm_dir: Path = NETWORKMANAGER) -> list[str]:
+    """Delete the bridge's drop-in if it is ws's (starts with ws's header)."""
+    path = networkmanager_file(bridge, nm_dir)
     try:
         if not path.read_text().startswith(NM_HEADER):
             return []
@@ -182,6 +204,10 @@ def remove_networkmanager(nm_dir: Path = NETWORKMANAGER) -> list[str]:
         return []
     path.unlink()
     return [f"removed {path}"]
+
+
+def networkmanager_file(bridge: str, nm_dir: Path = NETWORKMANAGER) -> Path:
+    return nm_dir / "conf.d" / f"ws-{bridge}.conf"
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

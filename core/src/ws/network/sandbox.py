@@ -91,7 +91,7 @@ def is_up(network, state_dir: Path) -> bool:
     """Cheap read-only check that everything ``ensure_up`` creates is in place as configured."""
     spec = _firewall_spec(network)
     return (
-        bridge.probe(network.bridge, _interface(network))
+        bridge.probe(network.bridge, _interface(network), state_dir)
         and bridge.forwarding_enabled()
         and dns.is_current(_forwarder(network, state_dir))
         and _table_current(spec, _read_record(network_dir(network, state_dir)))
@@ -104,15 +104,18 @@ def ensure_up(
     """Bring the sandbox network up, or repair what differs; idempotent and safe after a crash.
 
     ``unmanaged`` are interface-name patterns (the backends' host interfaces) NetworkManager must leave alone.
+    A bridge of the same name that another configuration (another state directory) brought up is refused
+    before anything is changed.
     """
+    bridge.check_owner(network.bridge, state_dir)
     changes = hostfiles.sync_networkmanager(network.bridge, nm_dir, unmanaged)
     if not changes and is_up(network, state_dir):
         log.debug("network already up", bridge=network.bridge)
         return UpResult(())
+    bridge_changes = bridge.ensure(network.bridge, _interface(network), state_dir)  # may refuse: nothing made yet
+    changes += bridge_changes
     directory = network_dir(network, state_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    bridge_changes = bridge.ensure(network.bridge, _interface(network))
-    changes += bridge_changes
     if not bridge.forwarding_enabled():
         (directory / FORWARDING_MARK).write_text("ws turned IPv4 forwarding on; `ws network down` turns it off\n")
         bridge.set_forwarding(True)
@@ -136,7 +139,9 @@ def ensure_up(
 
 
 def down(network, state_dir: Path, log, nm_dir: Path = hostfiles.NETWORKMANAGER) -> list[str]:
-    """Remove exactly what ``ensure_up`` created; succeeds when nothing is up."""
+    """Remove exactly what ``ensure_up`` created; succeeds when nothing is up. Another configuration's
+    bridge (and its firewall table, named after the bridge) is refused, not removed."""
+    bridge.check_owner(network.bridge, state_dir, foreign_ok=True)
     directory = network_dir(network, state_dir)
     changes = dns.stop(_forwarder(network, state_dir))
     table = firewall.table_for(network.bridge)
@@ -151,7 +156,7 @@ def down(network, state_dir: Path, log, nm_dir: Path = hostfiles.NETWORKMANAGER)
             bridge.set_forwarding(False)
             changes.append("disabled IPv4 forwarding (ws had turned it on)")
         mark.unlink()
-    changes += hostfiles.remove_networkmanager(nm_dir)
+    changes += hostfiles.remove_networkmanager(network.bridge, nm_dir)
     record = directory / RECORD
     if record.exists():
         record.unlink()

@@ -14,9 +14,11 @@ from ws.types import ProvisionFile
 
 CLAUDE_TEMPLATE = "/usr/local/share/ws/claude.json"
 """First boot copies this to ``~/.claude.json`` if that is missing (the file is the agent's own state)."""
-WRAPPER_DIR = "/usr/local/lib/ws/bin"
-WRAPPER = f"{WRAPPER_DIR}/claude"
-PROFILE = "/etc/profile.d/ws-agent.sh"
+WRAPPER = "/usr/local/bin/claude"
+"""/usr/local/bin comes before /usr/bin in every default PATH a session starts with (sshd's for commands
+run without a login shell, /etc/profile's, ``incus exec``'s, systemd's), so every session finds the
+wrapper without a profile script; ws's image installs the real Claude Code under /usr (see
+:data:`ws.images.build.NPM_INSTALL_HOOK`)."""
 
 
 def claude_json(user: LoginUser) -> bytes:
@@ -32,9 +34,12 @@ def claude_json(user: LoginUser) -> bytes:
 WRAPPER_SCRIPT = f"""\
 #!/bin/sh
 # Written by ws: run the real claude without permission prompts (the workspace is the sandbox).
+# The real one is the next claude in PATH, else the native installer's ~/.local/bin/claude.
+search="$PATH:${{HOME:-/nonexistent}}/.local/bin"
 IFS=:
-for dir in $PATH; do
-    [ "$dir" = "{WRAPPER_DIR}" ] && continue
+for dir in $search; do
+    [ -n "$dir" ] || continue
+    [ "$dir/claude" -ef "{WRAPPER}" ] && continue
     if [ -x "$dir/claude" ] && [ ! -d "$dir/claude" ]; then
         exec "$dir/claude" --dangerously-skip-permissions "$@"
     fi
@@ -43,22 +48,11 @@ echo "claude: the Claude Code CLI is not installed in this guest" >&2
 exit 127
 """
 
-PROFILE_SCRIPT = f"""\
-# Written by ws: the claude wrapper comes first in PATH.
-case ":$PATH:" in
-    *":{WRAPPER_DIR}:"*) ;;
-    *) PATH="{WRAPPER_DIR}:$PATH"; export PATH ;;
-esac
-"""
-
 
 def agent_files(user: LoginUser, skip_permissions: bool) -> list[ProvisionFile]:
     files = [ProvisionFile(CLAUDE_TEMPLATE, claude_json(user))]
     if skip_permissions:
-        files += [
-            ProvisionFile(WRAPPER, WRAPPER_SCRIPT.encode(), mode=0o755),
-            ProvisionFile(PROFILE, PROFILE_SCRIPT.encode()),
-        ]
+        files.append(ProvisionFile(WRAPPER, WRAPPER_SCRIPT.encode(), mode=0o755))
     return files
 
 

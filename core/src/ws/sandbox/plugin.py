@@ -51,7 +51,8 @@ def ws_network_down(network: Network, ctx: Context) -> list[str]:
     settings = ctx.config.core.network
     with ctx.lock("network", settings.bridge):
         changes = sandbox.down(settings, ctx.state.root, ctx.log)
-        return changes + hostfiles.remove_host_files(known_hosts=hostfiles.known_hosts_path(ctx.state.root))
+        owner = str(ctx.state.root)
+        return changes + hostfiles.remove_host_files(owner, known_hosts=hostfiles.known_hosts_path(ctx.state.root))
 
 
 @hookimpl
@@ -66,13 +67,8 @@ def ws_network_status(network: Network, ctx: Context) -> NetworkStatus:
 
 @hookimpl
 def ws_network_attach(network: Network, workspace: Workspace, ctx: Context) -> NetworkAttachment:
-    """Bring the sandbox network up if it is not (a cheap no-op when it is), so ``ws up`` alone suffices;
-    a running workspace whose bridge was re-created is plugged back in."""
-    from ws.network import bridge
-
+    """Bring the sandbox network up if it is not (a cheap no-op when it is), so ``ws up`` alone suffices."""
     ensure_sandbox(ctx)
-    for change in bridge.reattach_port(network.bridge, workspace.host_interface):
-        ctx.log.info("network change", bridge=network.bridge, change=change)
     return network.attachment()
 
 
@@ -90,4 +86,5 @@ def ensure_sandbox(ctx: Context) -> list[str]:
         unmanaged = {f"{wtype.interface_prefix}*" for wtype in ctx.registry.types.values()}
         changes = sandbox.ensure_up(settings, ctx.state.root, ctx.log, unmanaged=unmanaged).changes
         entries = hostfiles.entries_for(ctx.config.workspaces.values())
-        return [*changes, *hostfiles.sync_host_files(entries, known_hosts=hostfiles.known_hosts_path(ctx.state.root))]
+        known_hosts = hostfiles.known_hosts_path(ctx.state.root)
+        return [*changes, *hostfiles.sync_host_files(entries, str(ctx.state.root), known_hosts=known_hosts)]

@@ -63,7 +63,7 @@ class Api:
         try:
             return getattr(node, method)(**kwargs)
         except LXDAPIException as exc:
-            raise api_error(doing, exc.response.status_code, _message(exc.response)) from None
+            raise api_error(doing, exc.response.status_code, _message(exc.response), self.settings.project) from None
         except RequestException as exc:
             raise connection_error(self.endpoint, exc, self.settings.remote) from None
 

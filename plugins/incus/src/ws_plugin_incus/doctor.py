@@ -34,6 +34,8 @@ def checks(ctx: Context) -> list[DoctorCheck]:
     result = [DoctorCheck("incus: server", CheckStatus.OK, f"Incus {version} at {api.endpoint}")]
     if _version(version) < MIN_VERSION:
         result.append(DoctorCheck("incus: version", bad, f"Incus {version} is older than 6.0 LTS", "upgrade Incus"))
+    if settings.project not in (None, "default"):
+        result.append(_project_check(api, settings.project, bad))
     result.append(_pool_check(api, settings, bad))
     if environment.get("kernel_features", {}).get("idmapped_mounts") == "true":
         detail = "idmapped mounts supported: shared folders use shift=true"
@@ -50,6 +52,23 @@ def checks(ctx: Context) -> list[DoctorCheck]:
     return result
 
 
+def _project_check(api, project: str, bad: CheckStatus) -> DoctorCheck:
+    """The project exists; with its own images (``features.images``) ws's image import and clean-up stay
+    inside it (otherwise it shares the default project's images, whose instances the clean-up cannot see)."""
+    try:
+        config = (api.get(f"projects/{project}", "reading the project") or {}).get("config") or {}
+    except WsError as exc:
+        return DoctorCheck("incus: project", bad, str(exc), f"incus project create {project}")
+    if config.get("features.images") != "true":
+        return DoctorCheck(
+            "incus: project", CheckStatus.WARN,
+            f"project {project} shares the default project's images (features.images is not true): ws may "
+            "remove an old ws image that an instance of another project was created from",
+            f"incus project set {project} features.images=true (while the project has no images)",
+        )  # fmt: skip
+    return DoctorCheck("incus: project", CheckStatus.OK, f"project {project} with its own images")
+
+
 def _pool_check(api, settings, bad: CheckStatus) -> DoctorCheck:
     try:
         if settings.storage_pool:
@@ -64,7 +83,8 @@ def _pool_check(api, settings, bad: CheckStatus) -> DoctorCheck:
     if root is None:
         return DoctorCheck(
             "incus: storage", bad, "the default profile has no root disk",
-            "incus profile device add default root disk path=/ pool=default (or run scripts/start-incusd)",
+            "incus profile device add default root disk path=/ pool=default"
+            + (f" --project {settings.project}" if settings.project else " (or run scripts/start-incusd)"),
         )  # fmt: skip
     return DoctorCheck("incus: storage", CheckStatus.OK, f"pool {root.get('pool')} (default profile)")
 

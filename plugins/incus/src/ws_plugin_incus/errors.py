@@ -45,9 +45,15 @@ def connection_error(endpoint: str, exc: BaseException, remote: bool) -> IncusEr
     return IncusError(f"cannot talk to incusd on {endpoint}: {_short(text)}")
 
 
-def api_error(doing: str, status: int, message: str) -> IncusError:
-    """An error answer of the API, while ``doing`` something (``"creating workspace-dev"``)."""
+def api_error(doing: str, status: int, message: str, project: str | None = None) -> IncusError:
+    """An error answer of the API, while ``doing`` something (``"creating workspace-dev"``) in ``project``."""
     lower = message.lower()
+    if "project not found" in lower:  # not the object asked for: the whole project is missing
+        return IncusError(
+            f"{doing}: the Incus project {project!r} ([incus] project) does not exist; create it with "
+            f"`incus project create {project}` and give its default profile a root disk (docs/backends/incus.md)",
+            status,
+        )
     if status == 404:
         return NotFound(f"{doing}: {message}", status)
     if status == 403:

@@ -169,20 +169,24 @@ def ensure_absent(
 
 def remove_detached(api: Api, workspace: Workspace) -> None:
     """Delete the workspace's detached old instances, waiting for deletions already in progress."""
-    prefix = f"/1.0/instances/{workspace.instance_name}{DETACHED}"
+    prefix = f"{workspace.instance_name}{DETACHED}"
     for url in api.get("instances", "listing instances") or ():
-        if url.startswith(prefix):
-            ensure_absent(api, _named(workspace, url.removeprefix("/1.0/instances/")))
+        if (name := instance_of(url)).startswith(prefix):
+            ensure_absent(api, _named(workspace, name))
 
 
 def wait_for_operations(api: Api, instance: str) -> None:
     """Wait for the running background operations that involve ``instance``."""
     running = (api.get("operations", "listing operations", recursion=1) or {}).get("running") or []
-    path = f"/1.0/instances/{instance}"
     for operation in running:
-        if path in ((operation.get("resources") or {}).get("instances") or ()):
+        if instance in map(instance_of, (operation.get("resources") or {}).get("instances") or ()):
             with contextlib.suppress(IncusError):  # a failed operation is over too: that is all that matters
                 api.wait(f"operations/{operation['id']}", f"waiting for {instance}'s {operation['description']}")
+
+
+def instance_of(url: str) -> str:
+    """The instance name in an API URL; outside the default project Incus appends ``?project=NAME``."""
+    return url.removeprefix("/1.0/instances/").partition("?")[0]
 
 
 def next_name(workspace: Workspace) -> str:

@@ -101,11 +101,3 @@ class IncusSettings(BaseModel):
         if name in self.remotes:
             return self.remotes[name].url, self.remotes[name].protocol
         return WELL_KNOWN_REMOTES.get(name)
-
-
-def effective(section: IncusSettings | None, overrides: dict) -> IncusSettings:
-    """The host-wide ``[incus]`` with one workspace's ``[workspaces.NAME.incus]`` keys applied on top."""
-    if not overrides:
-        return section or IncusSettings()
-    base = section.model_dump(exclude_unset=True) if section else {}
-    return IncusSettings.model_validate({**base, **overrides})

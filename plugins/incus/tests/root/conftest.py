@@ -3,8 +3,10 @@
 ``incusd``: the daemon, started by scripts/start-incusd if it does not answer (and stopped at the end only
 when this session started it). ``ws_image``: ws's image from the shared test cache (the build core's root
 tier makes, reused). ``wsenv``: one ws configuration for the session (own state dir under /var/tmp, own
-bridge and 10.213.X.0/24 subnet, a generated user key pair); its finalizer destroys every workspace it
-declared, checks that no instance of them is left, and takes the network down.
+bridge and 10.213.X.0/24 subnet, a generated user key pair) in its own Incus project (own images and
+profiles), so nothing the user runs on the same daemon (``ws up demo`` in the default project) is seen,
+used or touched; its finalizer destroys every workspace it declared, checks that no instance of them is
+left, takes the network down and deletes the project.
 """
 
 from __future__ import annotations
@@ -73,29 +75,13 @@ def ws_image():
     return ensure_image(TEST_STATE, recipe, progress=lambda phase: print(f"test image: {phase}", file=sys.stderr))
 
 
-def incus(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["incus", *args], capture_output=True, text=True, timeout=120, check=check)
+def incus(*args: str, project: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    argv = ["incus", *args, *(("--project", project) if project else ())]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=check)
 
 
-def incus_json(*args: str):
-    return json.loads(incus(*args, "--format", "json").stdout)
-
-
-def instance(name: str) -> dict:
-    """One instance with its state, by exact name."""
-    return json.loads(incus("query", f"/1.0/instances/{name}?recursion=1").stdout)
-
-
-def running(names) -> list[str]:
-    """Names of the running instances ws made for ``names`` (a workspace also has a stopped ``-next`` one)."""
-    return sorted(name for name, item in ws_instances(names).items() if item["status"] == "Running")
-
-
-def ws_instances(names) -> dict[str, dict]:
-    """Every Incus instance ws made for one of ``names``, by instance name."""
-    wanted = set(names)
-    listed = incus_json("list")  # an instance still being created (by anyone) may list "config": null
-    return {item["name"]: item for item in listed if (item.get("config") or {}).get("user.ws.workspace") in wanted}
+def incus_json(*args: str, project: str | None = None):
+    return json.loads(incus(*args, "--format", "json", project=project).stdout)
 
 
 @dataclass
@@ -105,6 +91,8 @@ class WsEnv:
     bridge: str
     subnet_prefix: str
     user_key: Path
+    project: str
+    """The session's Incus project: every ``incus`` call and ``[incus] project`` of the configuration."""
     names: list[str] = field(default_factory=list)
     incus_options: dict[str, dict[str, str]] = field(default_factory=dict)
     """``[workspaces.NAME.incus]`` keys (TOML values already quoted) per workspace."""
@@ -112,18 +100,36 @@ class WsEnv:
     user: str = USER
     uid: int = UID
 
-    incus = staticmethod(lambda *args, check=True: incus(*args, check=check))
-    incus_json = staticmethod(lambda *args: incus_json(*args))
-    instance = staticmethod(lambda name: instance(name))
-    running = staticmethod(lambda names: running(names))
-    instances = staticmethod(lambda names: ws_instances(names))
+    def incus(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return incus(*args, project=self.project, check=check)
+
+    def incus_json(self, *args: str):
+        return incus_json(*args, project=self.project)
+
+    def instance(self, name: str) -> dict:
+        """One instance with its state, by exact name (``incus query`` takes the project in the URL only)."""
+        return json.loads(incus("query", f"/1.0/instances/{name}?recursion=1&project={self.project}").stdout)
+
+    @staticmethod
+    def server_info() -> dict:
+        return json.loads(incus("query", "/1.0").stdout)
+
+    def running(self, names) -> list[str]:
+        """Names of the running instances ws made for ``names`` (a workspace also has a stopped ``-next`` one)."""
+        return sorted(name for name, item in self.instances(names).items() if item["status"] == "Running")
+
+    def instances(self, names) -> dict[str, dict]:
+        """Every Incus instance ws made for one of ``names``, by instance name."""
+        wanted = set(names)
+        listed = self.incus_json("list")  # an instance still being created may list "config": null
+        return {i["name"]: i for i in listed if (i.get("config") or {}).get("user.ws.workspace") in wanted}
 
     def remove_unused_ws_images(self) -> None:
         """Delete ws's images no instance uses, so the next ``ws up`` imports again."""
-        in_use = {i["config"].get("volatile.base_image") for i in incus_json("list")}
-        for image in incus_json("image", "list"):
+        in_use = {i["config"].get("volatile.base_image") for i in self.incus_json("list")}
+        for image in self.incus_json("image", "list"):
             if image["properties"].get("ws.name") and image["fingerprint"] not in in_use:
-                incus("image", "delete", image["fingerprint"], check=False)
+                self.incus("image", "delete", image["fingerprint"], check=False)
 
     def name(self, base: str) -> str:
         """A workspace name unique to this session, declared in the configuration."""
@@ -173,6 +179,8 @@ class WsEnv:
             f"uid = {UID}",
             f"gid = {UID}",
             f'authorized_keys = ["{self.user_key.with_suffix(".pub").read_text().strip()}"]',
+            "[incus]",
+            f'project = "{self.project}"',
             "[network]",
             f'bridge = "{self.bridge}"',
             f'subnet = "{self.subnet_prefix}.0/24"',
@@ -203,13 +211,23 @@ def wsenv(incusd, ws_image):
         bridge=f"wsti{token}",
         subnet_prefix=_free_subnet(),
         user_key=key,
+        project=f"ws-test-{token}",
         names=[f"{base}{token}" for base in WORKSPACES],
     )
     env.write_config()
     try:
+        _create_project(env.project)
         yield env
     finally:
         _teardown(env)
+
+
+def _create_project(project: str) -> None:
+    """A project with its own images and profiles (as docs/backends/incus.md tells users to make one); its
+    empty default profile gets the root disk of the default project's default profile."""
+    pool = json.loads(incus("query", "/1.0/profiles/default").stdout)["devices"]["root"]["pool"]
+    incus("project", "create", project, "-c", "features.images=true", "-c", "features.profiles=true")
+    incus("profile", "device", "add", "default", "root", "disk", "path=/", f"pool={pool}", project=project)
 
 
 def _free_subnet() -> str:
@@ -227,9 +245,26 @@ def _teardown(env: WsEnv) -> None:
     env.write_config()
     for name in env.names:
         env.ws("destroy", name, "--purge", "--yes", check=False)
-    left = ws_instances(env.names)
+    left = env.instances(env.names)
     for instance in left:  # never leave them behind, but report it
-        incus("delete", "--force", instance, check=False)
+        env.incus("delete", "--force", instance, check=False)
     env.ws("network", "down", check=False)
     shutil.rmtree(env.root, ignore_errors=True)
+    project_left = _delete_project(env.project)
     assert not left, f"ws destroy left instances behind: {sorted(left)}"
+    assert not project_left, f"the test project {env.project} still holds {project_left}"
+
+
+def _delete_project(project: str) -> list[str]:
+    """Delete the session's project with what is left in it (images; instances only if a test failed
+    early); returns what ``ws destroy`` should have removed but did not (instances)."""
+    if incus("project", "show", project, check=False).returncode != 0:
+        return []
+    instances = [i["name"] for i in incus_json("list", project=project)]
+    for instance in instances:
+        incus("delete", "--force", instance, project=project, check=False)
+    for image in incus_json("image", "list", project=project):
+        incus("image", "delete", image["fingerprint"], project=project, check=False)
+    incus("profile", "device", "remove", "default", "root", project=project, check=False)
+    incus("project", "delete", project, check=False)
+    return instances

@@ -7,6 +7,7 @@ happened in that stage (otherwise it would prove nothing).
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -26,11 +27,11 @@ class _UnixHTTP(http.client.HTTPConnection):
         self.sock.connect(SOCKET)
 
 
-def _get(path: str) -> dict | None:
-    """``GET /1.0/<path>`` straight from the socket (a few ms, so short stages can be caught)."""
+def _get(path: str, project: str) -> dict | None:
+    """``GET /1.0/<path>`` in ``project`` straight from the socket (a few ms, so short stages can be caught)."""
     connection = _UnixHTTP("localhost")
     try:
-        connection.request("GET", f"/1.0/{path}")
+        connection.request("GET", f"/1.0/{path}{'&' if '?' in path else '?'}project={project}")
         response = connection.getresponse()
         body = json.loads(response.read())
     finally:
@@ -38,15 +39,16 @@ def _get(path: str) -> dict | None:
     return None if response.status == 404 else body["metadata"]
 
 
-def _instance_status(instance: str) -> str | None:
-    metadata = _get(f"instances/{instance}")
+def _instance_status(instance: str, project: str) -> str | None:
+    metadata = _get(f"instances/{instance}", project)
     return None if metadata is None else metadata["status"]
 
 
-def _busy(instance: str) -> bool:
+def _busy(instance: str, project: str) -> bool:
     """An operation (create, start, ...) on the instance is still running on the daemon."""
-    running = (_get("operations?recursion=1") or {}).get("running") or []
-    return any(f"/1.0/instances/{instance}" in (op.get("resources") or {}).get("instances", ()) for op in running)
+    running = (_get("operations?recursion=1", project) or {}).get("running") or []
+    url = f"/1.0/instances/{instance}?project={project}"
+    return any(url in (op.get("resources") or {}).get("instances", ()) for op in running)
 
 
 def _reading_rootfs(pid: int) -> bool:
@@ -84,33 +86,29 @@ STAGES = ("during image import", "during create", "after create", "after start")
 def test_killed_up_converges(wsenv, stage):
     name = wsenv.name("crash")
     instance = f"workspace-{name}"
-    if stage == "during image import":
+    if stage == "during image import":  # the session's project holds only its own images
         wsenv.remove_unused_ws_images()
-        in_use = {i["config"].get("volatile.base_image") for i in wsenv.incus_json("list")}
-        held = [i["fingerprint"][:12] for i in wsenv.incus_json("image", "list") if i["fingerprint"] in in_use]
-        assert not [i for i in wsenv.incus_json("image", "list") if i["properties"].get("ws.name")], (
-            f"other instances on this daemon use ws's images {held}, so no import can be forced; stop them"
-        )
+        held = [i["fingerprint"][:12] for i in wsenv.incus_json("image", "list") if i["properties"].get("ws.name")]
+        assert not held, f"ws images {held} are still in use in the session's project"
+    status = functools.partial(_instance_status, project=wsenv.project)
+    busy = functools.partial(_busy, project=wsenv.project)
     process = wsenv.popen("up", name)
     if stage == "during image import":
         _kill_when(process, lambda: _reading_rootfs(process.pid), "the image import")
     elif stage == "during create":  # the new instance is made as -next, then renamed
-        _kill_when(process, lambda: _instance_status(f"{instance}-next") == "Stopped" and _busy(f"{instance}-next"),
-                   "the create")  # fmt: skip
+        _kill_when(process, lambda: status(f"{instance}-next") == "Stopped" and busy(f"{instance}-next"), "the create")
     elif stage == "after create":
-        _kill_when(
-            process, lambda: _instance_status(instance) == "Stopped" and not _busy(instance), "the created instance"
-        )
+        _kill_when(process, lambda: status(instance) == "Stopped" and not busy(instance), "the created instance")
     else:
-        _kill_when(process, lambda: _instance_status(instance) == "Running", "the started instance")
+        _kill_when(process, lambda: status(instance) == "Running", "the started instance")
 
     wsenv.ws("up", name)
-    assert _instance_status(instance) == "Running"
+    assert status(instance) == "Running"
     assert wsenv.ws("exec", name, "--", "true").returncode == 0
     assert wsenv.running([name]) == [instance]
 
     wsenv.ws("down", name)
     assert wsenv.instances([name]) == {}
-    assert _instance_status(instance) is None
+    assert status(instance) is None
     pending = [op for op in wsenv.incus_json("operation", "list") if op["status"] == "Running" and name in str(op)]
     assert pending == []

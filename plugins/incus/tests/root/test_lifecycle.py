@@ -82,6 +82,29 @@ def test_exec_streams_output_and_returns_the_exit_status(wsenv, life):
     assert result.stderr.strip() == "err"
 
 
+def test_claude_wrapper_is_found_by_ssh_commands_and_exec(wsenv, life):
+    """``ws ssh NAME -- CMD`` runs CMD without a login shell (no /etc/profile.d), ``ws exec`` with Incus'
+    default PATH: both find ws's wrapper first, and it runs the real claude (a stand-in in /usr/bin, where
+    ws's image installs Claude Code) without permission prompts."""
+    name, _ = life
+    fake = "printf '#!/bin/sh\\necho \"real claude: $*\"\\n' > /usr/bin/claude && chmod 755 /usr/bin/claude"
+    wsenv.ws("exec", name, "--", "doas", "sh", "-c", fake)
+    try:
+        over_ssh = wsenv.ssh(name, "command -v claude && claude -p 'two words'")
+        assert over_ssh.returncode == 0, over_ssh.stderr
+        assert over_ssh.stdout.splitlines() == [
+            "/usr/local/bin/claude",
+            "real claude: --dangerously-skip-permissions -p two words",
+        ]
+        over_exec = wsenv.ws("exec", name, "--", "sh", "-c", "command -v claude && claude -p hi")
+        assert over_exec.stdout.splitlines() == [
+            "/usr/local/bin/claude",
+            "real claude: --dangerously-skip-permissions -p hi",
+        ]
+    finally:
+        wsenv.ws("exec", name, "--", "doas", "rm", "-f", "/usr/bin/claude", check=False)
+
+
 def test_up_again_is_unchanged(wsenv, life):
     name, instance = life
     before = wsenv.instance(instance)["config"]["volatile.uuid"]

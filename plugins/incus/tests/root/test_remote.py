@@ -4,7 +4,6 @@ certificate, configured per workspace in ``[workspaces.NAME.incus]`` (as for an 
 from __future__ import annotations
 
 import datetime
-import json
 import secrets
 import socket
 from pathlib import Path
@@ -57,7 +56,7 @@ def remote(wsenv):
     folder = wsenv.root / f"remote-client-{secrets.token_hex(2)}"
     cert, key = _client_certificate(folder)
     server_cert = folder / "server.crt"  # what `incus remote add` would pin
-    server_cert.write_text(json.loads(wsenv.incus("query", "/1.0").stdout)["environment"]["certificate"])
+    server_cert.write_text(wsenv.server_info()["environment"]["certificate"])
     trust_name = f"ws-test-{wsenv.root.name}"
     wsenv.incus("config", "trust", "add-certificate", str(cert), "--name", trust_name)
     wsenv.incus_options[name] = {

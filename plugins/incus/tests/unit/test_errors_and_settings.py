@@ -17,7 +17,7 @@ from ws.errors import WsError
 from ws_plugin_incus.client import Api
 from ws_plugin_incus.errors import IncusError, NotFound, api_error, connection_error, foreign_instance
 from ws_plugin_incus.images import reference_source
-from ws_plugin_incus.settings import IncusSettings, effective
+from ws_plugin_incus.settings import IncusSettings
 
 
 def _response(status: int, error: str) -> requests.Response:
@@ -56,6 +56,15 @@ def test_404_is_not_found_with_what_ws_was_doing():
     api = _api(LXDAPIException(_response(404, "Instance not found")))
     with pytest.raises(NotFound, match="reading workspace-dev: Instance not found"):
         api.get("instances/workspace-dev", "reading workspace-dev")
+
+
+def test_a_missing_project_is_an_error_that_names_it_not_an_absent_instance():
+    api = _api(LXDAPIException(_response(404, "Project not found")), project="ws-tests")
+    with pytest.raises(IncusError) as error:
+        api.get("instances/workspace-dev", "reading workspace-dev")
+    assert not isinstance(error.value, NotFound), "status would call the workspace absent, up would create it"
+    assert "the Incus project 'ws-tests' ([incus] project) does not exist" in str(error.value)
+    assert "incus project create ws-tests" in str(error.value)
 
 
 def test_missing_bridge_says_to_bring_the_network_up():
@@ -110,12 +119,29 @@ def test_remote_needs_all_certificates_and_https():
         IncusSettings(url="http://incus.example:8443")
 
 
-def test_workspace_keys_override_the_section():
-    section = IncusSettings(project="team", profiles=["default", "big"], ready_timeout=60.0)
-    merged = effective(section, {"url": "https://c:8443", "client_cert": "/c", "client_key": "/k", "server_cert": "/s"})
-    assert merged.project == "team" and merged.profiles == ["default", "big"] and merged.ready_timeout == 60.0
-    assert merged.remote and merged.endpoint() == "https://c:8443"
-    assert effective(section, {}) is section
+def test_workspace_keys_override_the_section_and_errors_name_the_key(tmp_path):
+    """IncusSettings is the type's options model: core merges [workspaces.NAME.incus] over [incus] and
+    validates both with the configuration (ws config check), so a bad key is a key path, not a failed ws up."""
+    from ws.config.loader import load_config
+    from ws.errors import ConfigError
+    from ws.plugins import PluginManager
+
+    registry = PluginManager(environ={"WS_PLUGINS": "incus"}).load().registry
+    config = tmp_path / "ws.toml"
+    base = f'state_dir = "{tmp_path}"\n[incus]\nproject = "team"\nprofiles = ["default", "big"]\nready_timeout = 60.0\n'
+    remote = (
+        '[workspaces.far.incus]\nurl = "https://c:8443"\nclient_cert = "/c"\nclient_key = "/k"\nserver_cert = "/s"\n'
+    )
+    config.write_text(base + '[workspaces.near]\ntype = "incus"\n[workspaces.far]\ntype = "incus"\n' + remote)
+    loaded = load_config(config, registry, environ={})
+    near, far = loaded.workspaces["near"].options, loaded.workspaces["far"].options
+    assert near is loaded.sections["incus"] and not near.remote
+    assert far.project == "team" and far.profiles == ["default", "big"] and far.ready_timeout == 60.0
+    assert far.remote and far.endpoint() == "https://c:8443"
+    config.write_text(base + '[workspaces.far]\ntype = "incus"\n[workspaces.far.incus]\nurl = "http://c"\n')
+    with pytest.raises(ConfigError) as raised:
+        load_config(config, registry, environ={})
+    assert [p.location for p in raised.value.problems] == ["workspaces.far.incus.url"]
 
 
 def test_image_references():

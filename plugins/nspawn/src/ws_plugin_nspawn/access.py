@@ -20,7 +20,7 @@ from ws.errors import WsError
 from ws_plugin_nspawn import backend, rootfs
 
 if TYPE_CHECKING:
-    from ws.context import Context
+    from ws.api import Context
     from ws.types import Workspace
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

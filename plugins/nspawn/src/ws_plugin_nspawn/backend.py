@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,9 +24,8 @@ from ws.types import State, WorkspaceStatus
 from ws_plugin_nspawn import machine, rootfs, uidrange
 
 if TYPE_CHECKING:
-    from ws.context import Context
+    from ws.api import Context, CreateRequest, NetnsRef, Workspace
     from ws.supervise import Supervisor
-    from ws.types import NetworkAttachment, Workspace
 
     from ws_plugin_nspawn.settings import NspawnSettings
 
@@ -40,8 +38,8 @@ def service_name(workspace: Workspace) -> str:
 
 
 def settings_for(ctx: Context, workspace: Workspace | None = None) -> NspawnSettings:
-    """The workspace's options (``[nspawn]`` with ``[workspaces.NAME.nspawn]`` merged, validated by core),
-    or ``[nspawn]`` alone."""
+    """The workspace's options (``[nspawn]`` with its ``[workspaces.NAME.nspawn]`` merged over it, validated
+    by core with the configuration), or ``[nspawn]`` alone."""
     from ws_plugin_nspawn.settings import NspawnSettings
 
     if workspace is not None and workspace.options is not None:
@@ -55,10 +53,12 @@ def supervisor(ctx: Context) -> Supervisor:
     return supervisor_for(ctx.state.root)
 
 
-def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) -> None:
-    from ws.images import container_image
+def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> None:
     from ws.provision import deliver_to_rootfs
 
+    image, bundle, attachment = request.image, request.bundle, request.attachment
+    if image.rootfs_tar is None or image.hash is None:
+        raise WsError(f"{workspace.name}: nspawn boots ws's own images only, not {image.reference!r}")
     settings = settings_for(ctx, workspace)
     program = _program(settings)
     sup = supervisor(ctx)
@@ -68,18 +68,11 @@ def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) ->
             f"cannot create {workspace.name}: the network interface {workspace.host_interface} exists and is not "
             "this workspace's; remove it or rename the workspace"
         )
-    bundle = ctx.provisioning(workspace, attachment)
-    built = container_image(
-        ctx.state.root,
-        ctx.config.core,
-        workspace.image,
-        lambda phase: print(f"image {workspace.image}: {phase}", file=sys.stderr),
-    )
-    base = rootfs.ensure_base(ctx.state.root, built, ctx.lock("image", f"nspawn-{built.name}"))
+    base = rootfs.ensure_base(ctx.state.root, image, ctx.lock("image", f"nspawn-{image.name}"), ctx.progress)
     folder = rootfs.machine_dir(ctx.state.root, workspace.name)
     folder.mkdir(mode=0o700, parents=True)
     record_file = folder / RECORD
-    record = {"workspace": workspace.name, "image": f"{built.name}-{built.hash}", "base": str(base)}
+    record = {"workspace": workspace.name, "image": f"{image.name}-{image.hash}", "base": str(base)}
     _write_record(record_file, record)
     try:
         shift = uidrange.claim(record_file)
@@ -103,7 +96,7 @@ def create(ctx: Context, workspace: Workspace, attachment: NetworkAttachment) ->
     log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     log.unlink(missing_ok=True)  # the console of this boot only
     log.touch(mode=0o600)
-    rootfs.remove_unused_bases(ctx.state.root, built.name, keep=_bases_in_use(ctx.state.root))
+    rootfs.remove_unused_bases(ctx.state.root, image.name, keep=_bases_in_use(ctx.state.root))
 
 
 def start(ctx: Context, workspace: Workspace) -> None:
@@ -191,6 +184,14 @@ def leader(ctx: Context, workspace: Workspace) -> int | None:
     return machine.container_init(current.pid) if current.running else None
 
 
+def netns(ctx: Context, workspace: Workspace) -> NetnsRef | None:
+    """The guest's network namespace, as its PID 1 (None when it does not run)."""
+    from ws.types import NetnsRef
+
+    init = leader(ctx, workspace)
+    return NetnsRef(pid=init) if init is not None else None
+
+
 def _remove_boot(ctx: Context, workspace: Workspace, sup: Supervisor, timeout: float | None = None) -> None:
     """Stop the service (and machine), kill a guest that outlived a killed nspawn, wait for its veth to go,
     then remove the mounts, the folder and the id range claim."""
@@ -234,10 +235,6 @@ def _program(settings: NspawnSettings) -> str:
     if program is None:
         raise WsError(f"{settings.nspawn} not found: apt-get install systemd-container (or set [nspawn] nspawn)")
     return program
-
-
-def _progress(workspace: Workspace, phase: str) -> None:
-    print(f"image {workspace.image}: {phase}", file=sys.stderr)
 
 
 def _write_record(path: Path, record: dict) -> None:

@@ -5,6 +5,8 @@ When no workspace uses nspawn, problems are warnings (nothing is broken yet), ot
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 from ws.types import CheckStatus, DoctorCheck
 
 if TYPE_CHECKING:
-    from ws.context import Context
+    from ws.api import Context
 
 MIN_VERSION = 250  # idmapped binds (--bind=...:idmap)
 
@@ -31,12 +33,15 @@ def checks(ctx: Context) -> list[DoctorCheck]:
     else:
         fix = "sysctl -w user.max_user_namespaces=15000"
         result.append(DoctorCheck("nspawn: user namespaces", bad, "user namespaces are disabled", fix))
-    probe = ctx.state.root / "nspawn" / "idmap-probe"
+    probe = ctx.state.root / "nspawn" / f".idmap-probe-{os.getpid()}"
     try:
         probe.mkdir(parents=True, exist_ok=True)
         problem = mounts.supported(probe)
     except OSError as exc:
         problem = f"cannot probe in {probe.parent}: {exc}"
+    finally:
+        with contextlib.suppress(OSError):
+            probe.rmdir()
     if problem is None:
         result.append(DoctorCheck("nspawn: idmapped mounts", CheckStatus.OK, f"supported on {ctx.state.root}"))
     else:

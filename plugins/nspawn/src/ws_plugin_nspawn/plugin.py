@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 from ws import hookimpl
 
 if TYPE_CHECKING:
-    from ws.context import Context
-    from ws.api import CreateRequest, DoctorCheck, Workspace, WorkspaceStatus, WorkspaceType
+    from ws.api import Context, CreateRequest, DoctorCheck, NetnsRef, Workspace, WorkspaceStatus, WorkspaceType
 
 
 @hookimpl
@@ -38,7 +37,7 @@ def ws_workspace_types() -> list[WorkspaceType]:
 def ws_create(workspace: Workspace, request: CreateRequest, ctx: Context) -> None:
     from ws_plugin_nspawn import backend
 
-    backend.create(ctx, workspace, request.attachment)
+    backend.create(ctx, workspace, request)
 
 
 @hookimpl
@@ -81,6 +80,13 @@ def ws_logs(workspace: Workspace, ctx: Context, follow: bool) -> int:
     from ws_plugin_nspawn import access
 
     return access.logs(ctx, workspace, follow)
+
+
+@hookimpl
+def ws_instance_netns(workspace: Workspace, ctx: Context) -> NetnsRef | None:
+    from ws_plugin_nspawn import backend
+
+    return backend.netns(ctx, workspace)
 
 
 @hookimpl

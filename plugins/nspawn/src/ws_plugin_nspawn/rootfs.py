@@ -42,8 +42,8 @@ def console_log(state_root: Path, name: str) -> Path:
     return nspawn_dir(state_root) / "logs" / f"{name}.log"
 
 
-def ensure_base(state_root: Path, built, lock) -> Path:
-    """The unpacked base of ``built`` (a ``ws.images.BuiltImage``), unpacking it under ``lock`` if missing.
+def ensure_base(state_root: Path, built, lock, progress=lambda _message: None) -> Path:
+    """The unpacked base of ``built`` (core's ``PreparedImage``), unpacking it under ``lock`` if missing.
 
     The unpack happens in a temporary folder renamed into place when complete, so a base folder is whole.
     """
@@ -56,6 +56,7 @@ def ensure_base(state_root: Path, built, lock) -> Path:
             return base
         bases.mkdir(parents=True, exist_ok=True)
         _remove_abandoned_unpacks(bases)
+        progress(f"unpacking image {built.name} ({built.hash}) for nspawn")
         tmp = bases / f".tmp-{built.hash}-{os.getpid()}"
         tmp.mkdir(mode=0o755)
         unpack = subprocess.run(

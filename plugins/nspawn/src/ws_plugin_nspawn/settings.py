@@ -1,6 +1,7 @@
 """``[nspawn]`` and ``[workspaces.NAME.nspawn]``: how long to wait, and the nspawn program.
 
-Imported only by the hooks (pydantic is heavy), never at start-up.
+The type's ``options_model``: core validates both sections with the configuration and hands the merged result
+to the backend as ``workspace.options``. Imported only when the configuration is read (pydantic is heavy).
 """
 
 from __future__ import annotations
@@ -19,4 +20,3 @@ class NspawnSettings(BaseModel):
     """Seconds ``ws down`` waits for the guest to power off before killing it."""
     nspawn: str = "systemd-nspawn"
     """The systemd-nspawn program (a name on PATH or an absolute path)."""
-
