@@ -13,7 +13,10 @@ import time
 import pytest
 from ws.identity import mac_address
 
-pytestmark = pytest.mark.root
+from .conftest import BOOT_TIMEOUT
+
+# a TCG boot on a loaded 2-core host can take longer than the suite's 600 s per test
+pytestmark = [pytest.mark.root, pytest.mark.timeout(BOOT_TIMEOUT + 300)]
 
 UID = 1234
 
