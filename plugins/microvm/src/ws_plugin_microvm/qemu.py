@@ -56,7 +56,7 @@ class Qemu:
             "-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no,vhost={vhost}",
             "-device", f"virtio-net-{bus},netdev=net0,mac={spec.mac}",
             "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", f"virtio-rng-{bus},rng=rng0",
-            # the guest hands pages it freed back to the host, so qemu's memory follows the guest's own use
+            # free page reporting: pages the guest frees go back to the host (no effect measured under TCG yet)
             "-device", f"virtio-balloon-{bus},free-page-reporting=on,deflate-on-oom=on",
             "-chardev", f"file,id=console,path={spec.console_log}", "-serial", "chardev:console",
             "-qmp", f"unix:{spec.control_socket},server=on,wait=off",
