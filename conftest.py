@@ -10,10 +10,26 @@ Select a tier with ``-m unit``, ``-m root`` or ``-m vm``.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
 TIERS = ("unit", "root", "vm")
+_cache_dir: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """ws's caches (the configuration snapshots, :mod:`ws.cache`) go to a folder of this session, never to
+    the user's or root's own; tests that filter ``WS_*`` out of a child's environment keep this one."""
+    global _cache_dir
+    _cache_dir = tempfile.mkdtemp(prefix="ws-test-cache-")
+    os.environ["WS_CACHE_DIR"] = _cache_dir
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _cache_dir is not None:
+        shutil.rmtree(_cache_dir, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -18,6 +18,9 @@ from ws.plugins import PluginManager
 CONFIG = """\
 state_dir = "{state}"
 
+[network]
+bridge = "wsexample-none"  # never up here: ws doctor must not judge this host's own sandbox network
+
 [example]
 greeting = "hi"
 
@@ -142,6 +145,24 @@ def test_lifecycle_through_the_cli(ws: Ws, tmp_path: Path, capfd: pytest.Capture
     assert ws.hooks - REGISTRATION == {"ws_workspace_stopping", "ws_destroy", "ws_network_detach"}
     assert not instance.exists() and not work.exists()
     assert json.loads(ws("status", "demo", "--json").stdout)["state"] == "absent"
+
+
+def test_list_and_status_from_the_snapshot_ask_only_ws_status_many(ws: Ws, tmp_path: Path, monkeypatch) -> None:
+    """The first ``ws list`` loads the configuration in full (registration hooks, network definition) and
+    writes its snapshot; from then on list and status call the plugin's ``ws_status_many`` and nothing
+    else, and print the same."""
+    monkeypatch.setenv("WS_CACHE_DIR", str(tmp_path / "cache"))
+    first = ws("list", "--json").stdout
+    assert ws.hooks >= REGISTRATION | {"ws_status_many"} and "ws_status" not in ws.hooks
+    assert ws("list", "--json").stdout == first
+    assert ws.hooks == {"ws_status_many"}
+    assert [row["state"] for row in json.loads(first)] == ["absent", "absent"]
+    status = ws("status", "sand").stdout
+    assert ws.hooks == {"ws_status_many"}
+    assert status.startswith("sand: absent\n")
+    (tmp_path / "cache").rename(tmp_path / "moved")
+    assert ws("status", "sand").stdout == status
+    assert ws.hooks >= REGISTRATION | {"ws_status_many"}
 
 
 def test_provisioning_contribution_reaches_the_bundle(ws) -> None:

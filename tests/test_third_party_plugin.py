@@ -47,7 +47,7 @@ def ws(venv: Path, tmp_path: Path):
     """Run the venv's ``ws`` with a clean WS_* environment and its own entry-point cache."""
 
     def run(*args: str, code: int = 0, **env: str) -> subprocess.CompletedProcess[str]:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("WS_")}
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("WS_") or k == "WS_CACHE_DIR"}
         environ.update(XDG_CACHE_HOME=str(tmp_path / "cache"), **env)
         done = subprocess.run(
             [str(venv / "bin" / "ws"), *args], capture_output=True, text=True, env=environ, timeout=60, check=False

@@ -22,7 +22,7 @@ GUEST_SITE = "/opt/ws/lib/python3.11/site-packages"
 CONFIG = "/etc/ws/test.toml"
 HOST_ADDR, CLIENT_ADDR = "192.168.83.1", "192.168.83.10"
 INET_ADDR, UPSTREAM_ADDR, LAN_ADDR = "203.0.113.1", "203.0.113.2", "10.99.0.1"
-NAME, NAME_ADDR = "www.example.test", "203.0.113.7"
+NAME, NAME_ADDR = "www.example.test", "192.88.99.7"  # public: dnsmasq (stop-dns-rebind) treats TEST-NETs as private
 
 TOPOLOGY = f"""set -e
 for ns in inet lan c; do ip netns add wst-$ns; ip -n wst-$ns link set lo up; done

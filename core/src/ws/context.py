@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ws import locking
 from ws.config import Config, load_config
-from ws.errors import ConfigError, ConfigProblem, UsageError, WsError
+from ws.errors import ConfigError, ConfigProblem, WsError, unknown_workspace
 from ws.log import get_logger
 from ws.plugins import PluginManager, Registry
 from ws.plugins.dispatch import AllPlugins, Backend, NetworkOwner, define_network
@@ -56,8 +56,7 @@ class Context:
         try:
             return self.config.workspaces[name]
         except KeyError:
-            known = ", ".join(sorted(self.config.workspaces)) or "none"
-            raise UsageError(f"no workspace {name!r} in {self.config.source} (configured: {known})") from None
+            raise unknown_workspace(name, self.config.workspaces, self.config.source) from None
 
     def progress(self, message: str) -> None:
         """One line for the user about a long operation (backends never print themselves)."""

@@ -16,6 +16,8 @@ import zlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ws.cache import cache_dir, trusted
+
 CACHE_VERSION = 1
 
 
@@ -42,7 +44,7 @@ def entry_points(group: str) -> list[EntryPointRecord]:
     try:
         with open(cache) as file:
             data = json.load(file)
-        if data.get("version") == CACHE_VERSION and data.get("key") == key:
+        if data.get("version") == CACHE_VERSION and data.get("key") == key and trusted(cache):
             return [EntryPointRecord(**record) for record in data["entry_points"]]
     except (OSError, ValueError, TypeError, KeyError):
         pass
@@ -80,18 +82,21 @@ def _installation_key() -> list[Any]:
 
 
 def _cache_file(group: str) -> str:
-    """os.path, not pathlib: this runs on every start-up and pathlib's import alone costs ~10 ms."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    """In :func:`ws.cache.cache_dir`: root's is never the invoking user's ``~/.cache`` (sudo may keep HOME),
+    which that user could fill with entry points naming any module for root to import."""
     tag = f"{sys.implementation.cache_tag}-{zlib.crc32(sys.prefix.encode()):08x}"
-    return os.path.join(base, "ws", f"entry-points-{group}-{tag}.json")
+    return os.path.join(cache_dir(), f"entry-points-{group}-{tag}.json")
 
 
 def _write_cache(cache: str, data: dict) -> None:
     try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        with open(tmp, "w") as file:
+        import tempfile
+
+        os.makedirs(os.path.dirname(cache), mode=0o755, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cache), prefix=".entry-points.")
+        with os.fdopen(fd, "w") as file:
             json.dump(data, file)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, cache)
     except OSError:
         pass  # read-only home or similar: ws works, it only scans again next time

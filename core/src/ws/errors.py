@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -51,3 +52,9 @@ class PluginLoadError(WsError):
     """A plugin failed to load and strict plugin loading is on (WS_STRICT_PLUGINS=1)."""
 
     exit_code = 3
+
+
+def unknown_workspace(name: str, known: Iterable[str], source: str) -> UsageError:
+    """The error for a workspace name the configuration ``source`` does not declare, listing those it does."""
+    names = ", ".join(sorted(known)) or "none"
+    return UsageError(f"no workspace {name!r} in {source} (configured: {names})")

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import click
 
     from ws.api import (
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
         Workspace,
         WorkspaceStatus,
         WorkspaceType,
+        WsError,
     )
 
 hookspec = pluggy.HookspecMarker("ws")
@@ -131,6 +134,23 @@ def ws_destroy(workspace: Workspace, ctx: Context, purge: bool) -> None:
 @hookspec(firstresult=True)
 def ws_status(workspace: Workspace, ctx: Context) -> WorkspaceStatus:
     """Report the real state of the instance as the backend sees it (never from a cache)."""
+
+
+@hookspec(firstresult=True)
+def ws_status_many(workspaces: list[Workspace], state_dir: Path, brief: bool) -> dict[str, WorkspaceStatus | WsError]:
+    """Optional: the real state of several workspaces of this plugin's types at once, for ``ws list``,
+    ``ws status`` and shell prompts, which must answer at interactive speed.
+
+    Return ``{name: status}`` with what ``ws_status`` would report for each workspace, or the
+    :class:`ws.api.WsError` it would raise. With ``brief`` (``ws list``) only each status's ``state`` is
+    used: leave out what costs the backend more (addresses, uptime, image), so listing many running
+    workspaces stays as fast as listing stopped ones. Core calls this hook without loading the configuration
+    (from its validated snapshot): ``workspace.options`` is plain data here (the options model dumped
+    in JSON mode: paths as strings), there is no ``ctx`` (``state_dir`` is ``ctx.state.root``), and the
+    implementation must not import heavy libraries (pydantic, HTTP client libraries): the whole command
+    has a budget of a few milliseconds. Backends without it are asked ``ws_status`` one workspace at a
+    time, with the configuration loaded.
+    """
 
 
 @hookspec(firstresult=True)

@@ -7,7 +7,6 @@ asking for JSON (``--log-format json``) is asking for the events, so it logs the
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from collections.abc import MutableMapping
@@ -15,7 +14,8 @@ from typing import Any, TextIO
 
 SECRET_KEY = re.compile(r"pass(word|wd|phrase)?|secret|token|private|credential|auth|signature|psk|cookie", re.I)
 REDACTED = "***"
-LEVELS = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
+LEVELS = {-1: 40, 0: 30, 1: 20, 2: 10}
+"""The standard library's ERROR, WARNING, INFO, DEBUG (logging itself is not imported by commands that never log)."""
 
 
 def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -36,6 +36,9 @@ def configure(verbosity: int = 0, fmt: str = "auto", stream: TextIO | None = Non
     """Set up structlog once per process. ``fmt`` is ``auto`` (console on a TTY, else JSON), ``console``
     or ``json``; ``verbosity`` counts ``-v`` minus ``-q`` (see the module docstring for the levels)."""
     import structlog
+
+    global _requested
+    _requested = None  # set up now: a CLI request made before is superseded
 
     stream = stream or sys.stderr
     if fmt == "json":
@@ -60,7 +63,23 @@ def configure(verbosity: int = 0, fmt: str = "auto", stream: TextIO | None = Non
     )
 
 
+_requested: tuple[int, str] | None = None
+"""The CLI's logging options, applied by the first :func:`get_logger` (see :func:`configure_on_first_use`)."""
+
+
+def configure_on_first_use(verbosity: int = 0, fmt: str = "auto") -> None:
+    """What the CLI calls: :func:`configure` runs when something first asks for a logger, so commands that
+    never log (``ws list`` and ``ws status`` from the configuration snapshot) do not import structlog,
+    which with what it imports (asyncio, logging, rich) costs them a third of their time."""
+    global _requested
+    _requested = (verbosity, fmt)
+
+
 def get_logger(**context: Any) -> Any:
     import structlog
 
+    global _requested
+    if _requested is not None:
+        requested, _requested = _requested, None
+        configure(*requested)
     return structlog.get_logger("ws").bind(**context)

@@ -29,6 +29,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/ws")
 """``state_dir``'s default; also the owner of the marks ws wrote before they named their state directory
 (an unnamed bridge mark, an unnamed /etc/hosts block)."""
 LEASES_FILE = "leases.json"
+INSTALLATION_FILE = "installation-id"
 
 
 def workspace_paths(state_dir: Path, name: str) -> WorkspacePaths:
@@ -42,10 +43,12 @@ def ensure_workspace_dirs(paths: WorkspacePaths, uid: int, gid: int) -> None:
     """Create the host folders with their owners and modes; fix modes of existing ones, keep contents.
 
     The work and agent folders belong to the login user (files shared with the guest get the right owner);
-    the host key folder stays root's and private because it holds a private key.
+    the host key folder stays root's and private because it holds a private key. The workspace's folder is
+    root's with the login user's group and no access for others: whatever a guest leaves in the shared
+    folders is out of other host users' reach (and :mod:`ws.hostshare` strips setuid and devices).
     """
     _make_dir(paths.root.parent, 0o755)
-    _make_dir(paths.root, 0o755)
+    _make_dir(paths.root, 0o750, 0, gid)
     _make_dir(paths.ssh_host_keys, 0o700, 0, 0)  # root's even if someone chowned it
     _make_dir(paths.work, 0o755, uid, gid)
     _make_dir(paths.agent, 0o700, uid, gid)
@@ -62,6 +65,35 @@ def _make_dir(path: Path, mode: int, uid: int | None = None, gid: int | None = N
     os.chmod(path, mode)
     if uid is not None and os.geteuid() == 0:
         os.chown(path, uid, gid if gid is not None else uid)
+
+
+def installation_id(state_dir: Path) -> str:
+    """This ws installation's random id (made once): backends tag what they create with it, so two
+    installations sharing one Incus project never take each other's instances for their own."""
+    path = state_dir / INSTALLATION_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_hex(8) + "\n")
+    os.chmod(tmp, 0o644)
+    try:
+        os.link(tmp, path)  # a concurrent first run made one too: the first one wins
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
+
+
+def installation_of(paths: WorkspacePaths) -> str:
+    """:func:`installation_id` of the state directory holding the workspace's folders."""
+    return installation_id(paths.root.parent.parent)
 
 
 def read_leases(state_dir: Path) -> dict[str, ipaddress.IPv4Address]:

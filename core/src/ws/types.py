@@ -1,4 +1,4 @@
-"""Plain data passed between core and plugins.
+"""Plain data passed between core and plugins (the workspace and its state are in :mod:`ws.records`).
 
 These are dataclasses (no pydantic), but creating them costs a few milliseconds of start-up: plugin modules
 import them inside their hooks or under ``TYPE_CHECKING``. The validated configuration lives in :mod:`ws.config`.
@@ -9,10 +9,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from ws.records import Mount, State, Workspace, WorkspacePaths, WorkspaceStatus  # noqa: F401 - part of ws.types
 
 
 @dataclass(frozen=True)
@@ -111,54 +109,6 @@ class NetnsRef:
 
 
 @dataclass(frozen=True)
-class Mount:
-    """A host folder shared into the guest."""
-
-    host_path: Path
-    guest_path: str
-    read_only: bool = False
-
-
-@dataclass(frozen=True)
-class WorkspacePaths:
-    """The host folders that hold everything a workspace keeps across re-creation."""
-
-    root: Path
-    work: Path
-    ssh_host_keys: Path
-    agent: Path
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """One workspace as resolved by core: configuration plus every derived identity.
-
-    Backends receive this and never recompute names, addresses or MACs themselves.
-    """
-
-    name: str
-    type: str
-    ip: str
-    prefixlen: int
-    mac: str
-    hostname: str
-    host_interface: str
-    instance_name: str
-    network: str
-    image: str
-    autostart: bool
-    cpus: int | None
-    memory_mib: int | None
-    cid: int | None
-    host_key: str | None
-    mounts: tuple[Mount, ...]
-    paths: WorkspacePaths
-    options: Any = field(default=None, compare=False, hash=False)
-    """The backend's validated options (an instance of the type's ``options_model``: ``[<type>]`` with
-    ``[workspaces.NAME.<type>]`` merged over it), or None for types without options."""
-
-
-@dataclass(frozen=True)
 class NetworkAttachment:
     """Where a workspace plugs in, as answered by the plugin owning its network."""
 
@@ -168,27 +118,6 @@ class NetworkAttachment:
     dns: tuple[str, ...]
     prefixlen: int
     mtu: int = 1500
-
-
-class State(enum.StrEnum):
-    """What a backend reports about a workspace's instance."""
-
-    RUNNING = "running"
-    STOPPED = "stopped"
-    ABSENT = "absent"
-    ERROR = "error"
-
-
-@dataclass(frozen=True)
-class WorkspaceStatus:
-    """Answer of ``ws_status``: the real state as the backend sees it."""
-
-    state: State
-    detail: str = ""
-    ip: str | None = None
-    image: str | None = None
-    started_at: float | None = None
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -25,7 +26,8 @@ WS = str(Path(sys.executable).with_name("ws"))
 BRIDGE = "sandbox-br"
 HOST_ADDR, CLIENT_ADDR = "192.168.83.1", "192.168.83.10"
 INET_ADDR, UPSTREAM_ADDR, LAN_ADDR, HOST_LAN_ADDR = "203.0.113.1", "203.0.113.2", "10.99.0.1", "10.99.0.2"
-NAME, NAME_ADDR = "www.example.test", "203.0.113.7"
+NAME, NAME_ADDR = "www.example.test", "192.88.99.7"  # public (dnsmasq treats the TEST-NETs as private); never contacted
+UPSTREAM_PRIVATE = "10.98.0.1"
 PORT = 8080
 
 
@@ -122,7 +124,8 @@ def build(topo: Topology) -> None:
         pytest.fail("dnsmasq is missing: apt-get install dnsmasq-base", pytrace=False)
     upstream_dns = topo.start(
         "i", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", f"--listen-address={INET_ADDR}",
-        "--bind-interfaces", "--no-resolv", "--no-hosts", f"--address=/example.test/{NAME_ADDR}",
+        "--bind-interfaces", "--no-resolv", "--no-hosts", f"--address=/www.example.test/{NAME_ADDR}",
+        f"--address=/rebind.example.test/{LAN_ADDR}",
         f"--pid-file={topo.tmp / 'upstream-dns.pid'}",
     )  # fmt: skip
     topo.serve("i", INET_ADDR)
@@ -194,9 +197,13 @@ def test_up_gives_nat_dns_and_lan_isolation_and_down_removes_exactly_that(topo: 
     # names resolve through the forwarder on the bridge address, over UDP and TCP
     assert topo.client("dns", HOST_ADDR, NAME, "udp") == NAME_ADDR
     assert topo.client("dns", HOST_ADDR, NAME, "tcp") == NAME_ADDR
+    # an upstream answer pointing into private ranges is dropped (DNS rebinding against the LAN)
+    assert topo.client("dns", HOST_ADDR, "rebind.example.test", "udp") == "FAILED"
+    # the forwarder serves the bridge only: the LAN routes to the bridge address and gets nothing
+    assert topo.exec("l", sys.executable, PROBE, "dns", HOST_ADDR, NAME, "udp").stdout.strip() == "FAILED"
 
     status = topo.ws_json("status")
-    assert status["up"] is True
+    assert status["up"] is True, status
     assert status["bridge"] == {
         "name": BRIDGE, "exists": True, "is_bridge": True, "owned_by_ws": True, "state_dir": str(topo.tmp / "state"),
         "up": True, "addresses": [f"{HOST_ADDR}/24"],
@@ -231,19 +238,111 @@ def test_up_gives_nat_dns_and_lan_isolation_and_down_removes_exactly_that(topo: 
     print(f"\nnetwork up (cold, CLI): {cold:.3f} s; network down (CLI): {down_time:.3f} s")
 
 
-def test_block_lan_off_reaches_the_lan_and_turning_it_on_converges(topo: Topology) -> None:
+def test_block_lan_off_reaches_private_ranges_upstream_only_and_never_the_host(topo: Topology) -> None:
+    # a private address behind the upstream interface (a provider's network): what block_lan is about
+    topo.exec("i", "ip", "addr", "add", f"{UPSTREAM_PRIVATE}/32", "dev", "eth0")
+    sh("ip", "-n", topo.host, "route", "add", UPSTREAM_PRIVATE, "via", INET_ADDR)
+    topo.serve("i", UPSTREAM_PRIVATE)
     topo.write_config(block_lan=False)
     topo.ws("up")
     topo.plug_client()
-    # control for the test above: without block_lan the same LAN address answers (no NAT towards it)
-    assert topo.client("tcp", LAN_ADDR, str(PORT)) == CLIENT_ADDR
-    assert topo.client("tcp", HOST_ADDR, str(PORT)) == CLIENT_ADDR
+    assert topo.client("tcp", UPSTREAM_PRIVATE, str(PORT)) == UPSTREAM_ADDR
+    # host protection does not depend on the LAN setting, and nothing is forwarded to another interface
+    assert topo.client("tcp", HOST_ADDR, str(PORT)) == "BLOCKED"
+    assert topo.client("tcp", HOST_LAN_ADDR, str(PORT)) == "BLOCKED"
+    assert topo.client("tcp", LAN_ADDR, str(PORT)) == "BLOCKED"
     topo.write_config(block_lan=True)
     changes = topo.ws_json("up")["changes"]
-    assert changes == ["applied nftables table inet ws-sandbox-br (masquerade out of up0)"]
-    assert topo.client("tcp", LAN_ADDR, str(PORT)) == "BLOCKED"
+    assert changes[0] == "applied nftables tables ws-sandbox-br (masquerade out of up0)"
+    assert all("routing rule" in change for change in changes[1:]) and len(changes) > 1
+    assert topo.client("tcp", UPSTREAM_PRIVATE, str(PORT)) == "BLOCKED"
     assert topo.client("tcp", INET_ADDR, str(PORT)) == UPSTREAM_ADDR
     topo.ws("down")
+
+
+def test_a_flushed_ruleset_fails_closed_and_is_restored_within_a_second(topo: Topology) -> None:
+    topo.ws("up")
+    topo.plug_client()
+    listing = _ws_tables(topo)
+    guard = _guard_pid(topo)
+    os.kill(guard, signal.SIGSTOP)  # first the layers that hold on their own, without the guard
+    try:
+        topo.nft("flush", "ruleset")
+        assert _ws_tables(topo) is None
+        assert topo.client("tcp", LAN_ADDR, str(PORT)) == "BLOCKED"  # policy routing: prohibit
+        assert topo.client("tcp", "192.168.83.20", str(PORT)) == "BLOCKED"  # no hairpin to another guest
+        assert topo.client("tcp", INET_ADDR, str(PORT)) == "BLOCKED"  # no NAT: nothing comes back
+        assert _doctor(topo)["sandbox firewall"]["status"] == "fail"
+    finally:
+        os.kill(guard, signal.SIGCONT)
+    _wait_for_tables(topo, listing, within=1.0)
+    for _ in range(3):  # and again while the guard runs: each flush is undone within a second
+        topo.nft("flush", "ruleset")
+        _wait_for_tables(topo, listing, within=1.0)
+    assert topo.client("tcp", HOST_ADDR, str(PORT)) == "BLOCKED"
+    assert topo.client("tcp", INET_ADDR, str(PORT)) == UPSTREAM_ADDR
+    topo.nft("add", "rule", "inet", "ws-sandbox-br", "forward", "accept")  # a manual edit is reverted too
+    _wait_for_tables(topo, listing, within=1.0)
+    assert topo.ws_json("up")["changes"] == []
+    assert _doctor(topo)["sandbox firewall"]["status"] == "ok"
+    topo.ws("down")
+    assert not alive(guard)
+
+
+def test_doctor_reports_a_forward_policy_drop(topo: Topology) -> None:
+    """What Docker does to iptables' FORWARD chain: forwarded workspace traffic dies there."""
+    assert _doctor(topo)["forwarding policy"]["status"] == "ok"
+    docker_like = (
+        "table ip filter {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n"
+    )
+    subprocess.run(["ip", "netns", "exec", topo.host, "nft", "-f", "-"], input=docker_like, text=True, check=True)
+    check = _doctor(topo)["forwarding policy"]
+    assert check["status"] == "warn" and "policy drop" in check["detail"]
+
+
+def _doctor(topo: Topology) -> dict[str, dict]:
+    if not (topo.tmp / "ws.toml").exists():
+        topo.write_config()
+    result = topo.exec("h", WS, "--config", str(topo.tmp / "ws.toml"), "doctor", "--json", check=False)
+    return {check["name"]: check for check in json.loads(result.stdout)}
+
+
+def test_the_bridge_never_exists_unmarked(topo: Topology) -> None:
+    """A ws killed between creating the bridge and marking it must not leave a bridge later runs refuse:
+    every link event naming the bridge (``ip -d monitor``: one block per event) already carries the mark."""
+    monitor = topo.start("h", "ip", "-d", "monitor", "link")
+    time.sleep(0.2)
+    topo.ws("up")
+    time.sleep(0.2)
+    monitor.terminate()
+    blocks = re.split(r"\n(?=\d+: )", monitor.stdout.read())
+    named = [block for block in blocks if re.match(rf"\d+: {BRIDGE}:", block)]
+    assert named, "ip monitor saw no event for the bridge"
+    assert all("alias managed by ws" in block for block in named), named[0]
+    topo.ws("down")
+
+
+def _ws_tables(topo: Topology) -> str | None:
+    texts = []
+    for family in ("inet", "bridge"):
+        result = topo.nft("list", "table", family, "ws-sandbox-br", check=False)
+        if result.returncode != 0:
+            return None
+        texts.append(result.stdout)
+    return "".join(texts)
+
+
+def _wait_for_tables(topo: Topology, listing: str, within: float) -> None:
+    start = time.monotonic()
+    while _ws_tables(topo) != listing:
+        assert time.monotonic() - start < within, f"ws's tables were not restored within {within} s"
+        time.sleep(0.02)
+
+
+def _guard_pid(topo: Topology) -> int:
+    record = json.loads((topo.tmp / "state" / "run" / "ws-guard-sandbox-br.json").read_text())
+    assert alive(record["pid"])
+    return record["pid"]
 
 
 def test_up_is_a_no_op_when_up_and_converges_after_a_crash(topo: Topology) -> None:
@@ -251,13 +350,6 @@ def test_up_is_a_no_op_when_up_and_converges_after_a_crash(topo: Topology) -> No
     topo.plug_client()
     again, noop = timed(topo.ws_json, "up")
     assert again == {"network": "sandbox", "bridge": BRIDGE, "changes": [], "changed": False}
-
-    topo.nft("delete", "table", "inet", "ws-sandbox-br")
-    assert topo.ws_json("up")["changes"] == ["applied nftables table inet ws-sandbox-br (masquerade out of up0)"]
-    assert topo.client("tcp", INET_ADDR, str(PORT)) == UPSTREAM_ADDR
-
-    topo.nft("add", "rule", "inet", "ws-sandbox-br", "forward", "accept")  # a manual edit is reverted
-    assert topo.ws_json("up")["changes"] == ["applied nftables table inet ws-sandbox-br (masquerade out of up0)"]
 
     pid = topo.ws_json("status")["dns"]["pid"]
     os.kill(pid, signal.SIGKILL)  # leaves a stale pid file behind

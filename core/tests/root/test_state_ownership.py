@@ -23,7 +23,7 @@ def owner_and_mode(path: Path) -> tuple[int, int, int]:
 def test_owners_and_modes(tmp_path: Path) -> None:
     paths = workspace_paths(tmp_path / "state", "dev")
     ensure_workspace_dirs(paths, UID, GID)
-    assert owner_and_mode(paths.root) == (0, 0, 0o755)
+    assert owner_and_mode(paths.root) == (0, GID, 0o750)  # the login group only: out of other users' reach
     assert owner_and_mode(paths.ssh_host_keys) == (0, 0, 0o700)
     assert owner_and_mode(paths.work) == (UID, GID, 0o755)
     assert owner_and_mode(paths.agent) == (UID, GID, 0o700)

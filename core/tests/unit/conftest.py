@@ -91,7 +91,7 @@ def run_ws(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
     plugin_env = fake_backends.install_entry_point(tmp_path / "site")
 
     def run(*args: str, fake: bool = True, env: dict[str, str] | None = None, timeout: float = 60):
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("WS_")}
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("WS_") or k == "WS_CACHE_DIR"}
         environ.update(ONLY_FAKE if fake else CORE_ALONE)
         if fake:
             environ.update(plugin_env)

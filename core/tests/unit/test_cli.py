@@ -9,8 +9,8 @@ import time
 import fake_backends
 import pytest
 import ws
+from ws import configfile
 from ws.cli.access_cmd import ssh_argv
-from ws.config import loader
 from ws.context import load_context
 from ws.plugins import PluginManager
 
@@ -81,7 +81,7 @@ def test_config_show_names_ws_config(run_ws, three) -> None:
 
 
 def test_config_show_names_the_embedded_default(cli_invoke, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(loader, "SYSTEM_CONFIG", tmp_path / "absent.toml")
+    monkeypatch.setattr(configfile, "SYSTEM_CONFIG", str(tmp_path / "absent.toml"))
     out = ok(cli_invoke("config", "show", "--json")).stdout
     data = json.loads(out)
     assert data["source"] == "embedded default configuration"
@@ -142,6 +142,17 @@ def test_doctor_with_a_backend(cli_invoke, three) -> None:
     assert checks["backends"]["status"] == "ok" and checks["backends"]["detail"] == "incus, microvm, nspawn"
     assert checks["state directory"]["status"] == "ok"
     assert result.exit_code == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)
+
+
+def test_doctor_fails_a_state_directory_others_can_write(cli_invoke, three, state_dir) -> None:
+    """Whoever can write the state directory changes the rules, images and keys ws uses as root."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o777)
+    checks = {c["name"]: c for c in json.loads(cli_invoke("--config", str(three), "doctor", "--json").stdout)}
+    assert checks["state directory"]["status"] == "fail" and "mode 0777" in checks["state directory"]["detail"]
+    state_dir.chmod(0o755)
+    checks = {c["name"]: c for c in json.loads(cli_invoke("--config", str(three), "doctor", "--json").stdout)}
+    assert checks["state directory"]["status"] == "ok"
 
 
 # --- lifecycle ---------------------------------------------------------------------------------------------
@@ -345,7 +356,7 @@ def test_up_of_a_type_without_plugin_exits_3(run_ws, write_config) -> None:
 
 
 def test_embedded_default_with_core_alone_exits_3(cli_invoke, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(loader, "SYSTEM_CONFIG", tmp_path / "absent.toml")
+    monkeypatch.setattr(configfile, "SYSTEM_CONFIG", str(tmp_path / "absent.toml"))
     result = cli_invoke("up", fake=False)
     assert result.exit_code == 3 and "ws-plugin-incus" in result.stderr
 

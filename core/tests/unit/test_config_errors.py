@@ -97,7 +97,28 @@ CASES = [
     ("host address outside", "[network]\nhost_address = '10.0.0.1'\n", "network", "not a usable address"),
     ("bridge name too long", "[network]\nbridge = 'sandbox-bridge-01'\n", "network.bridge", "at most 15"),
     ("bad package name", "[images]\npackages = ['Bad Name']\n", "images.packages", "not a Debian package name"),
-]
+    ("empty type", "[workspaces.dev]\ntype = ''\n", "workspaces.dev.type", "must name a backend"),
+    ("mount onto the guest's /", WS + "mounts = [{host = '/src', guest = '/'}]\n", "workspaces.dev.mounts.0.guest",
+     "root file system"),
+    ("mount onto / spelled oddly", WS + "mounts = [{host = '/src', guest = '/x/..'}]\n",
+     "workspaces.dev.mounts.0.guest", "root file system"),
+    ("mount onto the work folder", WS + "mounts = [{host = '/src', guest = '/home/dev/workspace/'}]\n",
+     "workspaces.dev.mounts.0.guest", "one of ws's own mounts"),
+    ("mount onto the host keys", WS + "mounts = [{host = '/src', guest = '/etc/ssh-host-keys'}]\n",
+     "workspaces.dev.mounts.0.guest", "one of ws's own mounts"),
+    ("two mounts on one guest path", WS + "mounts = [{host = '/a', guest = '/d'}, {host = '/b', guest = '/d/'}]\n",
+     "workspaces.dev.mounts.1.guest", "/d is also the guest path of mounts.0"),
+    ("host / shared", WS + "mounts = [{host = '/srv/..', guest = '/data'}]\n", "workspaces.dev.mounts.0.host",
+     "root file system '/' cannot be shared"),
+    ("private key in authorized_keys", "[user]\nauthorized_keys = ['-----BEGIN OPENSSH PRIVATE KEY-----']\n",
+     "user.authorized_keys", "not an SSH public key line"),
+    ("no key at all in authorized_keys", "[user]\nauthorized_keys = ['hello']\n", "user.authorized_keys",
+     "entry 0 is not an SSH public key line"),
+    ("names colliding with helper instances", "[workspaces.a]\ntype = 'incus'\n[workspaces.a-next]\ntype = 'incus'\n",
+     "workspaces.a-next", "collides with the helper instances of workspace 'a'"),
+    ("names colliding with detached instances",
+     "[workspaces.a]\ntype = 'incus'\n[workspaces.a-old-1]\ntype = 'incus'\n", "workspaces.a-old-1", "collides"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("toml", "location", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -264,6 +285,27 @@ def test_only_missing_plugins_exit_3_via_the_cli(run_ws, write_config) -> None:
     assert result.returncode == 3, result.stderr
     assert f"{path}: workspaces.dev.type: " in result.stderr and "ws-plugin-incus" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_mount_host_paths_are_normalised(resolve_text) -> None:
+    config = resolve_text(WS + "mounts = [{host = '/srv/data/../src/./x/', guest = '/x'}]\n")
+    assert str(config.workspaces["dev"].mounts[0].host_path) == "/srv/src/x"
+
+
+def test_a_file_that_is_not_utf8_exits_2_naming_the_file(run_ws, tmp_path) -> None:
+    path = tmp_path / "ws.toml"
+    path.write_bytes(b"[workspaces.dev]\ntype = 'incus'\n# caf\xe9\n")
+    result = run_ws("--config", str(path), "config", "check")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{path}: not UTF-8 (byte 0xe9" in result.stderr
+
+
+def test_deeply_nested_arrays_exit_2(run_ws, tmp_path) -> None:
+    path = tmp_path / "ws.toml"
+    path.write_text("colour = " + "[" * 20000 + "]" * 20000 + "\n")
+    result = run_ws("--config", str(path), "config", "check")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{path}: arrays or tables are nested too deeply" in result.stderr
 
 
 def test_toml_syntax_error_and_missing_file_exit_2(run_ws, write_config, tmp_path) -> None:

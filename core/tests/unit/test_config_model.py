@@ -12,6 +12,7 @@ import fake_backends
 import pytest
 import ws
 from pydantic import BaseModel
+from ws import configfile
 from ws.config import loader, model
 from ws.plugins import PluginManager
 from ws.types import WorkspaceType
@@ -26,7 +27,7 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
 def test_source_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     explicit, from_env, system = tmp_path / "a.toml", tmp_path / "b.toml", tmp_path / "system.toml"
-    monkeypatch.setattr(loader, "SYSTEM_CONFIG", system)
+    monkeypatch.setattr(configfile, "SYSTEM_CONFIG", str(system))
     assert loader.config_path(explicit, {"WS_CONFIG": str(from_env)}) == explicit
     assert loader.config_path(None, {"WS_CONFIG": str(from_env)}) == from_env
     assert loader.config_path(None, {}) is None  # no system file: the embedded default
@@ -47,7 +48,7 @@ def test_load_config_reads_the_chosen_file(write_config, plugins) -> None:
 def test_embedded_default_has_one_demo_of_the_first_installed_backend(
     plugins, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(loader, "SYSTEM_CONFIG", tmp_path / "missing.toml")
+    monkeypatch.setattr(configfile, "SYSTEM_CONFIG", str(tmp_path / "missing.toml"))
     config = loader.load_config(None, plugins.registry, environ={})
     assert config.source == loader.EMBEDDED_SOURCE
     assert list(config.workspaces) == ["demo"]
@@ -55,13 +56,13 @@ def test_embedded_default_has_one_demo_of_the_first_installed_backend(
 
 
 def test_embedded_default_uses_whatever_backend_is_installed(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setattr(loader, "SYSTEM_CONFIG", tmp_path / "missing.toml")
+    monkeypatch.setattr(configfile, "SYSTEM_CONFIG", str(tmp_path / "missing.toml"))
     manager = PluginManager(environ=CORE_ALONE).load([("nspawn-only", _TypesPlugin([fake_backends.NSPAWN]))])
     assert loader.load_config(None, manager.registry, environ={}).workspaces["demo"].type == "nspawn"
 
 
 def test_embedded_default_without_backends_has_no_workspaces(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setattr(loader, "SYSTEM_CONFIG", tmp_path / "missing.toml")
+    monkeypatch.setattr(configfile, "SYSTEM_CONFIG", str(tmp_path / "missing.toml"))
     config = loader.load_config(None, PluginManager(environ=CORE_ALONE).load().registry, environ={})
     assert config.source == loader.EMBEDDED_SOURCE and config.workspaces == {}
 

@@ -374,7 +374,27 @@ def test_command_copies_the_kernel_out_and_installs_claude_code(tmp_path):
     recipe = recipe_for(config(agent={"install_claude_code": True}), with_kernel=True)
     hooks = " ".join(part for part in mmdebstrap_command(recipe, tmp_path) if part.startswith("--customize-hook"))
     assert f"{tmp_path}/vmlinuz" in hooks and f"{tmp_path}/initrd.img" in hooks
-    assert "npm install --global" in hooks and "@anthropic-ai/claude-code" in hooks
+    assert (
+        "npm install --global --prefix /tmp/ws-npm --ignore-scripts" in hooks and "@anthropic-ai/claude-code@" in hooks
+    )
+    assert 'chroot --userspec=65534:65534 "$1"' in hooks  # npm never runs as root on the build host
+    # only Claude Code's own postinstall (it places the platform binary) runs, also as nobody
+    assert 'chroot --userspec=65534:65534 "$1" env HOME=/tmp/ws-npm sh -c \'cd /tmp/ws-npm/lib/node_modules/' in hooks
+
+
+def test_claude_code_is_pinned_in_the_recipe_and_its_scripts_never_run(tmp_path, monkeypatch):
+    from ws.images import build, recipe
+
+    pinned = recipe_for(config(agent={"install_claude_code": True}))
+    assert pinned.extras == (f"npm:@anthropic-ai/claude-code@{recipe.CLAUDE_CODE_VERSION}",)
+    command = " ".join(mmdebstrap_command(pinned, tmp_path))
+    assert f"@anthropic-ai/claude-code@{recipe.CLAUDE_CODE_VERSION}" in command and "--ignore-scripts" in command
+    monkeypatch.setattr(recipe, "CLAUDE_CODE_VERSION", "9.9.9")
+    monkeypatch.setattr(build, "CLAUDE_CODE_VERSION", "9.9.9")
+    raised = recipe_for(config(agent={"install_claude_code": True}))
+    assert raised.hash != pinned.hash  # a new version is a new image
+    with pytest.raises(WsError, match="cannot build recipe extra"):
+        mmdebstrap_command(pinned, tmp_path)  # an old recipe's version is never installed as another
 
 
 # --- the CLI on a cache filled by the fake build -----------------------------------------------------------------

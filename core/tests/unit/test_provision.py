@@ -42,6 +42,7 @@ def test_networkd_static_address_gateway_dns(tmp_path):
         "Name=host0 eth* en*\n"
         "\n"
         "[Link]\n"
+        "MACAddress=02:00:00:00:00:01\n"  # the only MAC the host's bridge table lets the port send
         "MTUBytes=1500\n"
         "\n"
         "[Network]\n"
@@ -178,7 +179,7 @@ def _host_nix(tmp_path: Path) -> tuple[Path, Path]:
     return conf, netrc
 
 
-def test_nix_caches_inherited_from_host_and_netrc_only_mounted(tmp_path):
+def test_nix_caches_inherited_from_host_but_never_the_host_s_netrc(tmp_path):
     conf, netrc = _host_nix(tmp_path)
     bundle = make_bundle(tmp_path, {}, host_nix_conf=conf)
     assert text(bundle, "/etc/nix/nix.conf") == (
@@ -186,8 +187,14 @@ def test_nix_caches_inherited_from_host_and_netrc_only_mounted(tmp_path):
         "substituters = https://cache.nixos.org/ https://cache.example.org https://extra.example.org\n"
         "trusted-public-keys = cache.nixos.org-1:AAAA= cache.example.org-1:CCCC= extra-1:BBBB=\n"
         "fallback = true\n"
-        "netrc-file = /etc/nix/netrc\n"
     )
+    assert not any(m.guest_path == "/etc/nix/netrc" for m in bundle.mounts)  # a credential: opt-in only
+
+
+def test_netrc_only_when_configured_and_then_only_mounted(tmp_path):
+    conf, netrc = _host_nix(tmp_path)
+    bundle = make_bundle(tmp_path, {"nix": {"netrc_file": str(netrc)}}, host_nix_conf=conf)
+    assert "netrc-file = /etc/nix/netrc\n" in text(bundle, "/etc/nix/nix.conf")
     assert Mount(netrc, "/etc/nix/netrc", read_only=True) in bundle.mounts
     assert all(b"NETRC-SECRET-123" not in item.content for item in bundle.files)
 

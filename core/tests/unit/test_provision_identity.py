@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import subprocess
 from pathlib import Path
@@ -102,8 +103,11 @@ def test_login_user_config_wins(tmp_path):
     assert (named.uid, named.gid) == (3000, 3001)
 
 
-def test_private_key_in_authorized_keys_is_refused(tmp_path):
-    config = UserConfig(authorized_keys=["-----BEGIN OPENSSH PRIVATE KEY-----"])
+def test_private_key_in_authorized_keys_file_is_refused(tmp_path):
+    """(In ``authorized_keys`` itself the configuration refuses it: test_config_errors.)"""
+    keys = tmp_path / "keys"
+    keys.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n")
+    config = UserConfig(authorized_keys_file=keys)
     with pytest.raises(WsError, match="not an SSH public key"):
         resolve_login_user(config, {}, account=_account({}), euid=0)
 
@@ -126,8 +130,24 @@ def test_bundle_carries_no_host_credentials(tmp_path):
     for secret in (b"PRIVATE-SECRET", b"CLAUDE-SECRET", b"CLAUDE-ACCOUNT-SECRET", b"NETRC-SECRET", b"PRIVATE KEY"):
         assert secret not in everything
     mounted = {m.host_path for m in bundle.mounts}
-    assert mounted == {tmp_path / "workspace", tmp_path / "ssh-host-keys", tmp_path / "agent", Path("/srv/data"),
-                       home / ".netrc"}  # fmt: skip
+    # not even the host's netrc, which its nix.conf names: a credential is handed on only when configured
+    assert mounted == {tmp_path / "workspace", tmp_path / "ssh-host-keys", tmp_path / "agent", Path("/srv/data")}
     assert all(not str(m.host_path).startswith(str(home / ".claude")) for m in bundle.mounts)
-    assert next(m for m in bundle.mounts if m.host_path == home / ".netrc").read_only
     assert PUB_A.encode() in everything
+
+
+def test_host_key_temporary_files_are_not_predictable(tmp_path):
+    """A file another process planted under the old pid-derived temporary name neither blocks nor redirects."""
+    from ws.provision.hostkey import ensure_host_key
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    decoy = tmp_path / "decoy"
+    for name in ("ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"):
+        (keys / f".{name}.tmp{os.getpid()}").symlink_to(decoy)
+    public = ensure_host_key(keys, comment="workspace-dev")
+    assert public.startswith("ssh-ed25519 ") and not decoy.exists()
+    assert sorted(p.name for p in keys.iterdir() if not p.name.startswith(".")) == [
+        "ssh_host_ed25519_key",
+        "ssh_host_ed25519_key.pub",
+    ]

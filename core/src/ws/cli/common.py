@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ws.context import Context
+    from ws.overview import Overview
     from ws.plugins import PluginManager
+    from ws.snapshot import Pending, Snapshot
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +31,8 @@ class CliState:
     """In-process plugins to register besides the entry points (tests, embedding)."""
     _plugins: PluginManager | None = field(default=None, repr=False)
     _context: Context | None = field(default=None, repr=False)
+    _snapshot_valid: bool = field(default=False, repr=False)
+    """A valid snapshot was found: a full load after it (a backend without ``ws_status_many``) keeps it."""
 
     def plugins(self) -> PluginManager:
         if self._plugins is None:
@@ -38,12 +42,54 @@ class CliState:
         return self._plugins
 
     def context(self) -> Context:
+        """The fully loaded configuration; a successful load also refreshes its snapshot (:mod:`ws.snapshot`)."""
         if self._context is None:
             from ws.context import load_context
 
+            pending = self._snapshot_key()
             self._context = load_context(self.config_path, self.plugins())
             self._context.report_progress = _progress
+            if pending is not None and not self._snapshot_valid:
+                pending.save(self._context.config, self._context.registry)
         return self._context
+
+    def overview(self) -> Overview:
+        """The workspaces for ``ws list``, ``ws status`` and completion: from the configuration's snapshot
+        when it is valid (no pydantic, no resolve), else from the full load."""
+        from ws.overview import Overview
+
+        found = self._snapshot()
+        if found is not None:
+            from pathlib import Path
+
+            state_dir, pm = Path(found.state_dir), self.plugins().pm
+            return Overview(found.source, state_dir, found.workspaces(), found.owners, pm, self.context)
+        return Overview.of_context(self.context())
+
+    def workspace_names(self) -> list[str]:
+        """The configured workspaces' names (for completion: from the snapshot, without any status)."""
+        found = self._snapshot()
+        return found.names if found is not None else list(self.context().config.workspaces)
+
+    def _snapshot(self) -> Snapshot | None:
+        """The configuration's valid snapshot, unless the configuration is loaded already."""
+        if self._context is not None:
+            return None
+        from ws import snapshot
+
+        pending = self._snapshot_key()
+        found = snapshot.load(pending) if pending is not None else None
+        self._snapshot_valid = found is not None
+        return found
+
+    def _snapshot_key(self) -> Pending | None:
+        import os
+
+        from ws import snapshot
+        from ws.configfile import find_config
+
+        given = None if self.config_path is None else str(self.config_path)
+        return snapshot.prepare(find_config(given, os.environ), self.plugins(), os.environ)
 
 
 def _progress(message: str) -> None:
@@ -96,12 +142,13 @@ def workspace_names(ctx: click.Context, _param: click.Parameter, incomplete: str
 
     try:
         given = ctx.find_object(CliState)  # callbacks do not run here: only obj= passed by the caller
-        from pathlib import Path
-
         given_path = ctx.find_root().params.get("config_path")
-        state = CliState(config_path=Path(given_path) if given_path else None)
-        state.extra_plugins = given.extra_plugins if given else []
-        names = state.context().config.workspaces
+        state = CliState(extra_plugins=given.extra_plugins if given else [])
+        if given_path:
+            from pathlib import Path
+
+            state.config_path = Path(given_path)
+        names = state.workspace_names()
     except Exception:  # noqa: BLE001 - completion must never print errors into the shell
         return []
     return [CompletionItem(name) for name in sorted(names) if name.startswith(incomplete)]

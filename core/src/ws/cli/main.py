@@ -6,6 +6,7 @@ Exit statuses: 0 success, 1 operation failed, 2 usage or configuration error, 3 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -135,15 +136,16 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: int, l
     Workspaces are declared in a TOML file (see `ws config show`); each one runs on the backend plugin
     that provides its type (Incus, systemd-nspawn, microVM) and joins the sandbox network.
     """
-    from ws.log import configure
+    from ws.log import configure_on_first_use
 
     state = ctx.ensure_object(CliState)
     if config_path is not None:
         from pathlib import Path  # not at module level: pathlib costs ws --help a sixth of its time
 
         state.config_path = Path(config_path)
-    configure(verbose - quiet, log_format)
+    configure_on_first_use(verbose - quiet, log_format)
 
 
 def main() -> None:
+    os.umask(0o022)  # files ws writes (state, host files) never group- or world-writable, whatever sudo passed on
     cli(prog_name="ws")

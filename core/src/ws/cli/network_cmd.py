@@ -8,6 +8,7 @@ these commands set the host up ahead of time, inspect it and remove everything w
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -78,6 +79,19 @@ def _report(results: list[tuple[Network, list[str]]], as_json: bool, *, done: st
 
 
 @network.command()
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--bridge", required=True)
+def guard(state_dir: Path, bridge: str) -> None:
+    """Keep ws's firewall in place: re-apply it within a second when the ruleset is flushed or changed.
+
+    `ws network up` runs this under ws's process supervisor; it is not meant to be started by hand.
+    """
+    from ws.network.guard import main
+
+    main(state_dir, bridge)
+
+
+@network.command()
 @names_argument
 @json_option
 @pass_ws_context
@@ -103,7 +117,8 @@ def _sandbox_details(report: dict) -> None:
     click.echo(f"  bridge     {br['name']}: {state} (expected {report['expected_address']})")
     click.echo(f"  forwarding {'on' if report['forwarding'] else 'off'}")
     table = f"{fw['rules']} rules{'' if fw['current'] else ', NOT current'}" if fw["present"] else "absent"
-    click.echo(f"  firewall   {fw['table']}: {table}")
+    click.echo(f"  firewall   {fw['table']} and bridge {fw['table'].split()[-1]}: {table}")
+    click.echo(f"  guard      {'running' if fw['guard'] else 'NOT running'}")
     running = f"pid {dns['pid']}" if dns["running"] else "not running"
     click.echo(
         f"  dns        dnsmasq {running} on {dns['listen_address']}:53 -> {', '.join(dns['upstream_servers']) or '-'}"

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import click
 
-from ws.cli.common import json_option, pass_ws_context, print_json, workspace_names
+from ws.cli.common import CliState, json_option, pass_ws_context, print_json, workspace_names
 
 if TYPE_CHECKING:
     from ws.context import Context
@@ -38,6 +37,8 @@ def _selected(ctx: Context, names: tuple[str, ...], default_autostart: bool) -> 
 def _in_parallel(function, workspaces: list[Workspace]) -> list:
     """Independent workspaces proceed at once (each holds only its own lock); the first error is raised
     after all have finished, so no operation is abandoned half-way."""
+    from concurrent.futures import ThreadPoolExecutor  # not at the top: ws list and status do without it
+
     if len(workspaces) == 1:
         return [function(workspaces[0])]
     with ThreadPoolExecutor(max_workers=min(8, len(workspaces))) as pool:
@@ -183,33 +184,28 @@ def destroy(ctx: Context, name: str, purge: bool, yes: bool) -> None:
 
 @click.command("list")
 @json_option
-@pass_ws_context
-def list_workspaces(ctx: Context, as_json: bool) -> None:
+def list_workspaces(as_json: bool) -> None:
     """List the configured workspaces with type, address and the backend's view of their state."""
-    from ws import operations
-    from ws.errors import WsError
-
+    overview = _overview()
+    workspaces = sorted(overview.workspaces.values(), key=lambda w: w.name)
     rows = []
-    for workspace in sorted(ctx.config.workspaces.values(), key=lambda w: w.name):
-        try:
-            state, detail = operations.status(ctx, workspace).state.value, ""
-        except WsError as exc:
-            state, detail = "error", str(exc)
+    for workspace, answer in zip(workspaces, overview.statuses(workspaces, brief=True), strict=True):
+        failed = isinstance(answer, Exception)
         rows.append(
             {
                 "name": workspace.name,
                 "type": workspace.type,
                 "ip": workspace.ip,
                 "network": workspace.network,
-                "state": state,
-                "detail": detail,
+                "state": "error" if failed else answer.state.value,
+                "detail": str(answer) if failed else "",
             }
         )
     if as_json:
         print_json(rows)
         return
     if not rows:
-        click.echo(f"no workspaces configured in {ctx.config.source}")
+        click.echo(f"no workspaces configured in {overview.source}")
     for row in rows:
         click.echo(f"{row['name']:<16} {row['type']:<10} {row['ip']:<16} {row['state']}")
 
@@ -217,13 +213,13 @@ def list_workspaces(ctx: Context, as_json: bool) -> None:
 @click.command()
 @name_argument
 @json_option
-@pass_ws_context
-def status(ctx: Context, name: str, as_json: bool) -> None:
+def status(name: str, as_json: bool) -> None:
     """Show one workspace's state as its backend reports it, with its identities."""
-    from ws import operations
-
-    workspace = ctx.workspace(name)
-    result = operations.status(ctx, workspace)
+    overview = _overview()
+    workspace = overview.workspace(name)
+    result = overview.statuses([workspace], brief=False)[0]
+    if isinstance(result, Exception):
+        raise result
     if as_json:
         print_json(
             {
@@ -243,3 +239,9 @@ def status(ctx: Context, name: str, as_json: bool) -> None:
         click.echo(f"  image     {result.image}")
     if result.detail:
         click.echo(f"  detail    {result.detail}")
+
+
+def _overview():
+    """list and status read the configuration's snapshot when it is valid (see :mod:`ws.overview`)."""
+    state = click.get_current_context().find_object(CliState) or CliState()
+    return state.overview()

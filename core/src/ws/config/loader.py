@@ -9,23 +9,20 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ws.configfile import find_config
 from ws.errors import ConfigError, ConfigProblem, WsError
 
 if TYPE_CHECKING:
     from ws.config.resolved import Config
     from ws.plugins import Registry
 
-SYSTEM_CONFIG = Path("/etc/ws/ws.toml")
 EMBEDDED_SOURCE = "embedded default configuration"
 
 
 def config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
-    """``--config``, else ``$WS_CONFIG``, else /etc/ws/ws.toml if it exists, else None (embedded)."""
-    if explicit is not None:
-        return explicit
-    if environ.get("WS_CONFIG"):
-        return Path(environ["WS_CONFIG"])
-    return SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None
+    """The file :func:`ws.configfile.find_config` names, or None for the embedded default."""
+    found = find_config(None if explicit is None else str(explicit), environ)
+    return None if found is None else Path(found)
 
 
 def load_config(explicit: Path | None, registry: Registry, environ: Mapping[str, str] | None = None) -> Config:
@@ -51,6 +48,11 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise WsError(f"{path}: permission denied (ws reads its configuration as the invoking user)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [ConfigProblem("", f"not valid TOML: {exc}")]) from None
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); TOML files are UTF-8"
+        raise ConfigError(str(path), [ConfigProblem("", problem)]) from None
+    except RecursionError:
+        raise ConfigError(str(path), [ConfigProblem("", "arrays or tables are nested too deeply")]) from None
 
 
 def _embedded_default(registry: Registry) -> dict[str, Any]:

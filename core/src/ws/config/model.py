@@ -7,11 +7,14 @@ live in :mod:`ws.config.resolve`; this module only checks what a key can tell on
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ws.sshkeys import looks_public
 
 HOSTNAME_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|[KMGT])?\s*$", re.IGNORECASE)
@@ -65,6 +68,15 @@ class UserConfig(Strict):
             raise ValueError("the login user must not be root")
         return value
 
+    @field_validator("authorized_keys")
+    @classmethod
+    def _public_keys_only(cls, value: list[str] | None) -> list[str] | None:
+        """ws copies these into every guest: a private key pasted here would be handed to each of them."""
+        for index, line in enumerate(value or ()):
+            if not looks_public(line):
+                raise ValueError(f"entry {index} is not an SSH public key line ('ssh-ed25519 AAAA...')")
+        return value
+
     @model_validator(mode="after")
     def _one_key_source(self) -> UserConfig:
         if self.authorized_keys is not None and self.authorized_keys_file is not None:
@@ -84,6 +96,8 @@ class NetworkConfig(Strict):
     upstream: str | None = None
     """Default: the interface of the host's default route, looked up when the network comes up."""
     block_lan: bool = True
+    guest_to_guest: bool = False
+    """Let workspaces on the bridge reach each other; off: each reaches only the host and the upstream."""
     dns_upstream: list[ipaddress.IPv4Address] | None = None
     """Servers the DNS forwarder asks; default: the host's resolv.conf."""
 
@@ -162,9 +176,13 @@ class MountConfig(Strict):
     @field_validator("host")
     @classmethod
     def _host_absolute(cls, value: Path) -> Path:
+        """Normalised (``/srv/../etc`` is ``/etc``), so every later check sees the folder actually shared."""
         if not value.is_absolute():
             raise ValueError(f"host path {str(value)!r} is relative; mount paths must be absolute")
-        return value
+        normal = Path(os.path.normpath(value))
+        if normal == Path("/"):
+            raise ValueError("the host's root file system '/' cannot be shared")
+        return normal
 
     @field_validator("guest")
     @classmethod
@@ -182,6 +200,14 @@ class WorkspaceConfig(BaseModel):
 
     type: str
     ip: ipaddress.IPv4Address | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _type_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("type must name a backend, e.g. 'incus' (see ws plugins)")
+        return value
+
     image: str = "debian-bookworm"
     autostart: bool = False
     cpus: Annotated[int, Field(ge=1, le=1024)] | None = None

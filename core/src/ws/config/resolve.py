@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from ws import identity
+from ws.config.checks import check_workspaces
 from ws.config.model import CoreConfig, WorkspaceConfig, check_interface_name, check_workspace_name
 from ws.config.report import problems_from_validation, toml_type
 from ws.config.resolved import Config
@@ -59,6 +60,7 @@ def resolve(source: str, data: dict[str, Any], registry: Registry) -> Config:
     networks = _define_networks(core, sections, specs, registry, problems)
     addresses = _assign_addresses(core, networks, types, problems)
     _check_unique_cids(core, types, problems)
+    check_workspaces(core, problems)
     if problems:
         _raise(source, problems)
     workspaces = {

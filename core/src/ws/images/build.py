@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ws.errors import UsageError, WsError
 from ws.images.progress import condense
-from ws.images.recipe import CLAUDE_CODE_NPM, Recipe
+from ws.images.recipe import CLAUDE_CODE_NPM, CLAUDE_CODE_VERSION, Recipe
 from ws.images.sources import image_sources
 
 ROOTFS = "rootfs.tar"
@@ -40,6 +40,9 @@ GENERIC_TREE_HOOKS = (
 # Hooks are single lines: mmdebstrap first tries each as a file name and warns about names with newlines.
 
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
+NPM_USER = "65534:65534"
+"""nobody: npm runs as it in the chroot (the build runs as host root; npm and the package never do)."""
+NPM_STAGING = "/tmp/ws-npm"
 NPM_INSTALL_HOOK = "; ".join(
     (
         "set -e",
@@ -49,10 +52,25 @@ NPM_INSTALL_HOOK = "; ".join(
         'cp -L /etc/resolv.conf "$conf"',
         # trust what the host trusts for this download (a proxy's CA, say); removed again below
         f'if [ -f {HOST_CA} ]; then cp {HOST_CA} "$1/tmp/ws-host-ca.crt"; fi',
-        # under /usr (/usr/bin/claude): /usr/local/bin/claude is ws's wrapper (ws.provision.agent.WRAPPER)
-        'chroot "$1" env NODE_EXTRA_CA_CERTS=/tmp/ws-host-ca.crt '
-        "npm install --global --prefix /usr --no-fund --no-audit --no-update-notifier {package}",
-        'rm -rf "$1/root/.npm" "$1/tmp/ws-host-ca.crt" "$conf"',
+        f'mkdir "$1{NPM_STAGING}"',
+        f'chown {NPM_USER} "$1{NPM_STAGING}"',
+        # as nobody, into a staging prefix, with --ignore-scripts: no install script of the package or its
+        # dependencies runs at all, and npm itself never runs as root on the build host
+        f'chroot --userspec={NPM_USER} "$1" env HOME={NPM_STAGING} NODE_EXTRA_CA_CERTS=/tmp/ws-host-ca.crt '
+        f"npm install --global --prefix {NPM_STAGING} --ignore-scripts --no-fund --no-audit --no-update-notifier "
+        "{package}",
+        # Claude Code's own postinstall puts its platform binary (an optional dependency) in place: it alone
+        # runs, still as nobody and inside the staging prefix
+        f'chroot --userspec={NPM_USER} "$1" env HOME={NPM_STAGING} '
+        f"sh -c 'cd {NPM_STAGING}/lib/node_modules/{CLAUDE_CODE_NPM} && node install.cjs'",
+        # then under /usr (/usr/bin/claude: /usr/local/bin/claude is ws's wrapper, ws.provision.agent.WRAPPER),
+        # owned by root like a root install; only what was copied is chowned (a chown clears setuid bits)
+        'mkdir -p "$1/usr/lib/node_modules"',
+        f'for item in "$1{NPM_STAGING}/lib/node_modules/"*; do cp -a "$item" "$1/usr/lib/node_modules/"; '
+        'chown -R 0:0 "$1/usr/lib/node_modules/$(basename "$item")"; done',
+        f'for item in "$1{NPM_STAGING}/bin/"*; do cp -a "$item" "$1/usr/bin/"; '
+        'chown -h 0:0 "$1/usr/bin/$(basename "$item")"; done',
+        f'rm -rf "$1{NPM_STAGING}" "$1/tmp/ws-host-ca.crt" "$conf"',
         'if [ -e "$conf.ws" ] || [ -L "$conf.ws" ]; then mv "$conf.ws" "$conf"; fi',
     )
 )
@@ -77,7 +95,7 @@ def mmdebstrap_command(recipe: Recipe, workdir: Path) -> list[str]:
     ]
     for extra in recipe.extras:
         kind, _, package = extra.partition(":")
-        if kind != "npm" or package != CLAUDE_CODE_NPM:
+        if kind != "npm" or package != f"{CLAUDE_CODE_NPM}@{CLAUDE_CODE_VERSION}":
             raise WsError(f"this ws cannot build recipe extra {extra!r}")
         command.append(f"--customize-hook={NPM_INSTALL_HOOK.format(package=shlex.quote(package))}")
     if recipe.with_kernel:

@@ -40,6 +40,9 @@ BASE_PACKAGES = (
 
 CLAUDE_CODE_PACKAGES = ("nodejs", "npm")
 CLAUDE_CODE_NPM = "@anthropic-ai/claude-code"
+CLAUDE_CODE_VERSION = "2.1.332"
+"""Pinned: the version is part of the recipe (and so of the image hash), so a new release never slips into
+an image unnoticed; a ws release raises it."""
 
 DPKG_EXCLUDES = (
     "/usr/share/doc/*",
@@ -127,7 +130,7 @@ def recipe_for(
     extras: tuple[str, ...] = ()
     if core.agent.install_claude_code:
         packages |= set(CLAUDE_CODE_PACKAGES)
-        extras = (f"npm:{CLAUDE_CODE_NPM}",)
+        extras = (f"npm:{CLAUDE_CODE_NPM}@{CLAUDE_CODE_VERSION}",)
     excludes = DPKG_EXCLUDES
     if with_kernel:
         packages.add(f"linux-image-{architecture}")

@@ -23,6 +23,10 @@ from ws.state import DEFAULT_STATE_DIR
 OWNER_ALIAS = "managed by ws"
 """The alias prefix; ws versions before the state directory was recorded wrote exactly this."""
 SYSFS_NET = Path("/sys/class/net")
+PROC_IPV6_CONF = Path("/proc/sys/net/ipv6/conf")
+IPV6_OFF = {"disable_ipv6": "1", "accept_ra": "0"}
+"""No link-local address on the bridge and no router advertisements from guests: the host takes no IPv6
+configuration from a workspace (kernel settings, so they hold when nftables is flushed)."""
 FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
 PROC_ROUTE = Path("/proc/net/route")
 
@@ -116,7 +120,26 @@ def probe(name: str, interface: ipaddress.IPv4Interface, state_dir: Path) -> boo
             netmask = socket.inet_ntoa(_ifreq(sock, _SIOCGIFNETMASK, name)[20:24])
     except OSError:
         return False
-    return bool(flags & _IFF_UP) and ipaddress.IPv4Interface(f"{address}/{netmask}") == interface
+    return (
+        bool(flags & _IFF_UP)
+        and ipaddress.IPv4Interface(f"{address}/{netmask}") == interface
+        and _ipv6_off(name, write=False)
+    )
+
+
+def _ipv6_off(name: str, write: bool) -> bool:
+    """Whether IPv6 is off on the interface (a kernel without IPv6 counts as off); ``write`` turns it off."""
+    folder = PROC_IPV6_CONF / name
+    if not folder.is_dir():
+        return True
+    done = True
+    for key, value in IPV6_OFF.items():
+        if (folder / key).read_text().strip() != value:
+            if not write:
+                return False
+            (folder / key).write_text(value + "\n")
+            done = False
+    return done
 
 
 def _ifreq(sock: socket.socket, request: int, name: str) -> bytes:
@@ -164,9 +187,7 @@ def ensure(name: str, interface: ipaddress.IPv4Interface, state_dir: Path) -> li
         found = ipr.link_lookup(ifname=name)
         _refuse_subnet_in_use(ipr, name, interface.network)
         if not found:
-            ipr.link("add", ifname=name, kind="bridge")
-            found = ipr.link_lookup(ifname=name)
-            ipr.link("set", index=found[0], IFLA_IFALIAS=owner_alias(state_dir))
+            found = [_create_marked(ipr, name, owner_alias(state_dir))]
             changes.append(f"created bridge {name}")
         index = found[0]
         state = _state(ipr, name, index)
@@ -187,10 +208,30 @@ def ensure(name: str, interface: ipaddress.IPv4Interface, state_dir: Path) -> li
         if wanted not in state.addresses:
             ipr.addr("add", index=index, address=str(interface.ip), prefixlen=interface.network.prefixlen)
             changes.append(f"added address {wanted} to {name}")
+        if not _ipv6_off(name, write=True):
+            changes.append(f"turned IPv6 and router advertisements off on {name}")
         if not state.up:
             ipr.link("set", index=index, state="up")
             changes.append(f"set {name} up")
     return changes
+
+
+def _create_marked(ipr, name: str, alias: str) -> int:
+    """Create the bridge under a temporary name, mark it, then rename it: the kernel cannot mark a link in
+    the request that creates it, and a ws killed in between must not leave an unmarked ``name`` that every
+    later run refuses (a stray ``wsnew-*`` bridge is harmless)."""
+    import secrets
+
+    temporary = f"wsnew-{secrets.token_hex(4)}"
+    ipr.link("add", ifname=temporary, kind="bridge")
+    index = ipr.link_lookup(ifname=temporary)[0]
+    try:
+        ipr.link("set", index=index, IFLA_IFALIAS=alias)
+        ipr.link("set", index=index, ifname=name)
+    except BaseException:
+        ipr.link("del", index=index)
+        raise
+    return index
 
 
 def _refuse_subnet_in_use(ipr, name: str, subnet: ipaddress.IPv4Network) -> None:

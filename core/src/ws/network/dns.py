@@ -62,6 +62,7 @@ def render(fwd: Forwarder) -> str:
         "no-hosts",
         "domain-needed",
         "bogus-priv",
+        "stop-dns-rebind",  # no upstream answer may point a workspace at a private address (the LAN, the host)
         "cache-size=1000",
         f"pid-file={fwd.pid_file}",
         f"log-facility={fwd.log_file}",

@@ -1,8 +1,11 @@
-"""The sandbox firewall: one nftables table that ws owns, replaced atomically as a whole.
+"""The sandbox firewall: two nftables tables that ws owns, replaced atomically as a whole.
 
-Every rule lives in ``table inet ws-<bridge>``; the table is written with ``nft -f -`` in a single
-transaction (create-if-missing, delete, re-create), so the rules are never half applied and no other table
-is ever read for writing, flushed or deleted.
+Every rule lives in ``table inet ws-<bridge>`` (IP layer: host input, forwarding, NAT) and
+``table bridge ws-<bridge>`` (link layer: each workspace port bound to its MAC and address, no frames
+between workspaces); both are written with one ``nft -f -`` transaction (create-if-missing, delete,
+re-create), so the rules are never half applied and no other table is ever read for writing, flushed or
+deleted. What keeps guests in when someone flushes the whole ruleset is in :mod:`ws.network.failsafe`
+and :mod:`ws.network.guard`.
 """
 
 from __future__ import annotations
@@ -31,17 +34,20 @@ LAN_V4 = (
     "224.0.0.0/4",  # multicast
     "240.0.0.0/4",  # reserved and limited broadcast
 )
-LAN_V6 = (
-    "::/128",
-    "::1/128",
-    "::ffff:0:0/96",  # IPv4-mapped: would smuggle the ranges above
-    "fc00::/7",  # unique local
-    "fe80::/10",  # link-local
-    "ff00::/8",  # multicast
-)
 DNS_PORT = 53
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+FAMILIES = ("inet", "bridge")
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    """One workspace's bridge port: the only MAC and IPv4 address frames arriving on it may carry."""
+
+    interface: str
+    mac: str
+    ip: ipaddress.IPv4Address
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,9 @@ class FirewallSpec:
     host_address: ipaddress.IPv4Address
     upstream: str
     block_lan: bool
+    ports: tuple[PortBinding, ...] = ()
+    """Every configured workspace of this network, running or not (rules on absent ports are inert)."""
+    guest_to_guest: bool = False
 
     @property
     def table(self) -> str:
@@ -60,55 +69,109 @@ class FirewallSpec:
 
 
 def table_for(bridge: str) -> str:
-    """ws's table for a bridge: named after it so that several configurations can coexist."""
+    """ws's tables for a bridge (``inet`` and ``bridge`` family): named after it so that several
+    configurations can coexist."""
     return f"ws-{bridge}"
 
 
 def render(spec: FirewallSpec) -> str:
-    """The ``nft -f`` script that replaces ws's table with the rules for ``spec`` in one transaction."""
-    for name in (spec.bridge, spec.upstream):
+    """The ``nft -f`` script that replaces ws's two tables with the rules for ``spec`` in one transaction.
+
+    ``table inet``: what the host accepts from the bridge and forwards for it (IP layer). ``table bridge``:
+    each port may only send its own workspace's MAC and address, and (unless ``guest_to_guest``) frames
+    between two workspace ports are dropped. The bridge family sees every frame whether or not
+    ``br_netfilter`` hands bridged traffic to the IP hooks.
+    """
+    for name in (spec.bridge, spec.upstream, *(port.interface for port in spec.ports)):
         if not _NAME.match(name):
             raise WsError(f"interface name {name!r} cannot be used in firewall rules; use letters, digits, '_.-'")
-    br, host = f'"{spec.bridge}"', spec.host_address
+    for port in spec.ports:
+        if not _MAC.match(port.mac):
+            raise WsError(f"{port.mac!r} is not a MAC address")
+    lines = []
+    for family in FAMILIES:
+        lines += [f"table {family} {spec.table} {{}}", f"delete table {family} {spec.table}"]
+    return "\n".join([*lines, *_inet_table(spec), *_bridge_table(spec)]) + "\n"
+
+
+def _inet_table(spec: FirewallSpec) -> list[str]:
+    br, host, subnet, upstream = f'"{spec.bridge}"', spec.host_address, spec.subnet, f'"{spec.upstream}"'
     lines = [
-        f"table inet {spec.table} {{}}",
-        f"delete table inet {spec.table}",
         f"table inet {spec.table} {{",
         f'\tcomment "managed by ws: sandbox network on bridge {spec.bridge}"',
     ]
     if spec.block_lan:
         lines += [
             f"\tset lan4 {{ type ipv4_addr; flags interval; elements = {{ {', '.join(LAN_V4)} }}; }}",
-            f"\tset lan6 {{ type ipv6_addr; flags interval; elements = {{ {', '.join(LAN_V6)} }}; }}",
-            "\tchain input {",
-            "\t\ttype filter hook input priority filter; policy accept;",
-            f"\t\tiifname {br} ct state established,related accept",
-            f"\t\tiifname {br} ip daddr {host} udp dport {DNS_PORT} accept",
-            f"\t\tiifname {br} ip daddr {host} tcp dport {DNS_PORT} accept",
-            f"\t\tiifname {br} ip daddr {host} icmp type echo-request accept",
-            f"\t\tiifname {br} drop",
-            "\t}",
         ]
     lines += [
+        "\tchain input {",
+        "\t\ttype filter hook input priority filter; policy accept;",
+        f'\t\tiifname != {{ {br}, "lo" }} ip daddr {host} drop',  # the bridge address is not the LAN's
+        f"\t\tiifname {br} ip saddr != {subnet} drop",
+        f"\t\tiifname {br} meta nfproto ipv6 drop",
+        f"\t\tiifname {br} ct state established,related accept",
+        f"\t\tiifname {br} ip daddr {host} udp dport {DNS_PORT} accept",
+        f"\t\tiifname {br} ip daddr {host} tcp dport {DNS_PORT} accept",
+        f"\t\tiifname {br} ip daddr {host} icmp type echo-request accept",
+        f"\t\tiifname {br} drop",
+        "\t}",
         "\tchain forward {",
         "\t\ttype filter hook forward priority filter; policy accept;",
+        f"\t\tiifname {br} ip saddr != {subnet} drop",
+        f"\t\tiifname {br} meta nfproto ipv6 drop",
     ]
+    if spec.guest_to_guest:
+        lines.append(f"\t\tiifname {br} oifname {br} ip daddr {subnet} accept")
+    lines.append(f"\t\tiifname {br} oifname != {upstream} drop")
     if spec.block_lan:
-        lines += [
-            f"\t\tiifname {br} ip daddr @lan4 drop",
-            f"\t\tiifname {br} ip6 daddr @lan6 drop",
-        ]
+        lines.append(f"\t\tiifname {br} ip daddr @lan4 drop")
     lines += [
         f"\t\toifname {br} ct state established,related accept",
-        f"\t\toifname {br} iifname != {br} drop",
+        f"\t\toifname {br} drop",
         "\t}",
         "\tchain postrouting {",
         "\t\ttype nat hook postrouting priority srcnat; policy accept;",
-        f'\t\tip saddr {spec.subnet} oifname "{spec.upstream}" masquerade',
+        f"\t\tip saddr {subnet} oifname {upstream} masquerade",
         "\t}",
         "}",
     ]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _bridge_table(spec: FirewallSpec) -> list[str]:
+    lines = [f"table bridge {spec.table} {{", f'\tcomment "managed by ws: workspace ports of bridge {spec.bridge}"']
+    if not spec.ports:
+        return [*lines, "}"]
+    ports = ", ".join(f'"{port.interface}"' for port in spec.ports)
+    jumps = ", ".join(f'"{port.interface}" : jump port{n}' for n, port in enumerate(spec.ports))
+    lines += [
+        f"\tset ports {{ type ifname; elements = {{ {ports} }}; }}",
+        "\tchain prerouting {",
+        "\t\ttype filter hook prerouting priority filter; policy accept;",
+        f"\t\tiifname vmap {{ {jumps} }}",
+        "\t}",
+    ]
+    for n, port in enumerate(spec.ports):
+        lines += [
+            f"\tchain port{n} {{",
+            f"\t\tether saddr != {port.mac} drop",
+            f"\t\tarp saddr ether != {port.mac} drop",
+            f"\t\tarp saddr ip != {port.ip} drop",
+            "\t\tether type arp accept",
+            f"\t\tip saddr != {port.ip} drop",
+            "\t\tether type ip accept",
+            "\t\tdrop",  # IPv6 (router advertisements), VLAN tags, any other protocol
+            "\t}",
+        ]
+    if not spec.guest_to_guest:
+        lines += [
+            "\tchain forward {",
+            "\t\ttype filter hook forward priority filter; policy accept;",
+            "\t\tiifname @ports drop",  # frames a workspace sends to another port (unicast and flooded)
+            "\t}",
+        ]
+    return [*lines, "}"]
 
 
 def apply(script: str) -> None:
@@ -117,18 +180,24 @@ def apply(script: str) -> None:
 
 
 def listing(table: str) -> str | None:
-    """``nft list table inet TABLE`` as text, or None when the table does not exist."""
-    result = _run([NFT, "list", "table", "inet", table])
-    if result.returncode == 0:
-        return result.stdout
-    if "No such file or directory" in result.stderr:
-        return None
-    raise WsError(f"nft list table inet {table} failed: {result.stderr.strip()}")
+    """ws's two tables as nft lists them, or None when either does not exist.
+
+    One ``nft list`` per table: nft 1.0.6 fails a second ``list table`` of the same name in one ``-f`` script.
+    """
+    texts = []
+    for family in FAMILIES:
+        result = run([NFT, "list", "table", family, table])
+        if result.returncode != 0:
+            if "No such file or directory" in result.stderr:
+                return None
+            raise WsError(f"nft list table {family} {table} failed: {result.stderr.strip()}")
+        texts.append(result.stdout)
+    return "".join(texts)
 
 
 def table_names() -> list[str]:
     """Names of all ``inet`` tables (read only, to see whether other ws tables exist)."""
-    result = _run([NFT, "list", "tables", "inet"])
+    result = run([NFT, "list", "tables", "inet"])
     if result.returncode != 0:
         raise WsError(f"nft list tables failed: {result.stderr.strip()}")
     return [line.split()[2] for line in result.stdout.splitlines() if line.startswith("table inet ")]
@@ -139,28 +208,31 @@ def fingerprint(text: str) -> str:
 
 
 def rule_count(table: str) -> int:
-    """Number of rules in the table (0 when absent), from nft's JSON output."""
-    result = _run([NFT, "-j", "list", "table", "inet", table])
-    if result.returncode != 0:
-        return 0
-    return sum(1 for item in json.loads(result.stdout)["nftables"] if "rule" in item)
+    """Number of rules in ws's tables (0 when absent), from nft's JSON output."""
+    total = 0
+    for family in FAMILIES:
+        result = run([NFT, "-j", "list", "table", family, table])
+        if result.returncode == 0:
+            total += sum(1 for item in json.loads(result.stdout)["nftables"] if "rule" in item)
+    return total
 
 
 def remove(table: str) -> list[str]:
-    """Delete ws's table if present; never touches any other table."""
-    if listing(table) is None:
+    """Delete ws's tables if present (in one transaction); never touches any other table."""
+    present = [family for family in FAMILIES if run([NFT, "list", "table", family, table]).returncode == 0]
+    if not present:
         return []
-    _nft(["delete", "table", "inet", table])
-    return [f"deleted nftables table inet {table}"]
+    apply("".join(f"delete table {family} {table}\n" for family in present))
+    return [f"deleted nftables table {family} {table}" for family in present]
 
 
 def _nft(args: list[str], stdin: str | None = None) -> None:
-    result = _run([NFT, *args], stdin)
+    result = run([NFT, *args], stdin)
     if result.returncode != 0:
         raise WsError(f"nft {' '.join(args)} failed: {result.stderr.strip()}")
 
 
-def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+def run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     except FileNotFoundError:

@@ -177,7 +177,7 @@ class Registry:
 
     def call_backend(self, hook: Hook, type_name: str, /, **kwargs: Any) -> Any:
         """Call ``hook`` on the one plugin providing the type ``type_name`` (a name or alias)."""
-        owner = self._type_owner[self.workspace_type(type_name).name]
+        owner = self.owner_of_type(type_name)
         return self._call_owner(hook, owner, f"backend {owner!r}", **kwargs)
 
     def call_network(self, hook: Hook, network_name: str, /, **kwargs: Any) -> Any:
@@ -194,6 +194,10 @@ class Registry:
         owner = self._network_owner.get(network)
         return owner is not None and bool(_owner_caller(self.pm, owner, hook.__name__).get_hookimpls())
 
+    def owner_of_type(self, type_name: str) -> str:
+        """The name of the plugin providing the type ``type_name`` (a name or alias)."""
+        return self._type_owner[self.workspace_type(type_name).name]
+
     def _call_owner(self, hook: Hook, owner: str, who: str, **kwargs: Any) -> Any:
         caller = _owner_caller(self.pm, owner, hook.__name__)
         if not caller.get_hookimpls():
@@ -208,7 +212,10 @@ class Registry:
 
 def one_plugin_result(pm: pluggy.PluginManager, name: str, hook: Hook, **kwargs: Any) -> Any:
     """The result of ``hook`` on the plugin registered as ``name`` alone (None when it does not implement it)."""
-    results = _owner_caller(pm, name, hook.__name__)(**kwargs)
+    caller = _owner_caller(pm, name, hook.__name__)
+    results = caller(**kwargs)
+    if caller.spec is not None and caller.spec.opts.get("firstresult"):
+        return results
     return results[0] if results else None
 
 

@@ -80,12 +80,17 @@ def _write(path: Path, data: bytes, mode: int, replace: bool) -> None:
     """Create the file with its final mode from the start (never briefly world-readable)."""
     if replace and path.exists() and path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
         return
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    import tempfile  # lazily: plugins import ws.api, which must stay light
+
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # unpredictable, 0600, O_EXCL
+    tmp = Path(name)
     try:
         os.fchmod(fd, mode)
         os.write(fd, data)
         os.fsync(fd)
+    except BaseException:
+        tmp.unlink()
+        raise
     finally:
         os.close(fd)
     if replace:

@@ -11,7 +11,10 @@ before systemd's own ``80-container-host0.network`` (DHCP), so it wins."""
 
 
 def networkd_file(workspace: Workspace, attachment: NetworkAttachment) -> ProvisionFile:
-    """Static address, gateway and DNS from the attachment; no DHCP, no IPv6 autoconfiguration."""
+    """Static address, gateway and DNS from the attachment; no DHCP, no IPv6 autoconfiguration.
+
+    The MAC is the workspace's own whatever the backend gave the NIC (nspawn derives one from the machine
+    name): the host's bridge table lets each workspace port send only that MAC (docs/network.md)."""
     dns = "".join(f"DNS={server}\n" for server in attachment.dns)
     text = (
         "# Written by ws: the workspace's static address on its network.\n"
@@ -19,6 +22,7 @@ def networkd_file(workspace: Workspace, attachment: NetworkAttachment) -> Provis
         f"Name={MATCH_NAMES}\n"
         "\n"
         "[Link]\n"
+        f"MACAddress={workspace.mac}\n"
         f"MTUBytes={attachment.mtu}\n"
         "\n"
         "[Network]\n"

@@ -1,7 +1,8 @@
 """Binary caches for guests that use Nix, inherited from the host's settings.
 
-Only cache addresses and public keys are copied. Credentials for private caches stay in the host's netrc,
-which backends mount read-only at :data:`GUEST_NETRC`; its contents are never read by ws.
+Only cache addresses and public keys are copied. A netrc holds credentials, so it reaches guests only when
+``[nix] netrc_file`` names it (never the host's own netrc by default); backends mount it read-only at
+:data:`GUEST_NETRC` and its contents are never read by ws.
 """
 
 from __future__ import annotations
@@ -37,9 +38,6 @@ def nix_settings(nix_config, host_nix_conf: Path = HOST_NIX_CONF) -> NixSettings
         host = _read_conf(host_nix_conf)
         substituters += host.get("substituters", []) + host.get("extra-substituters", [])
         keys += host.get("trusted-public-keys", []) + host.get("extra-trusted-public-keys", [])
-        if netrc is None:
-            host_netrc = Path((host.get("netrc-file") or [str(host_nix_conf.parent / "netrc")])[-1])
-            netrc = host_netrc if host_netrc.is_file() else None
     if not (found_host or substituters or keys or netrc):
         return None
     return NixSettings(tuple(dict.fromkeys(substituters)), tuple(dict.fromkeys(keys)), netrc)

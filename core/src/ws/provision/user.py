@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ws.errors import WsError
+from ws.sshkeys import PUBLIC_KEY_PREFIXES, looks_public
 
 DEFAULT_NAME = "dev"
 DEFAULT_ID = 1000
-PUBLIC_KEY_PREFIXES = ("ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-")
 
 
 @dataclass(frozen=True)
@@ -112,15 +112,10 @@ def _checked_keys(lines, source: str) -> list[str]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if "PRIVATE KEY" in line or not _looks_public(line):
+        if not looks_public(line):
             raise WsError(f"{source}: {line[:20]}... is not an SSH public key line")
         keys.append(line)
     return keys
-
-
-def _looks_public(line: str) -> bool:
-    """A public key line, possibly with authorized_keys options in front."""
-    return any(part.startswith(PUBLIC_KEY_PREFIXES) for part in line.split())
 
 
 def _invoker_home(environ, invoker, account) -> Path | None:

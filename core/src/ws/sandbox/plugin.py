@@ -1,7 +1,8 @@
 """The ``sandbox`` network's hooks: core registers this module like any third-party network plugin.
 
 The network is defined by ``[network]``: a bridge with the host's address, NAT out of the upstream
-interface, a firewall table that keeps guests off the LAN and the host's services, and a DNS forwarder.
+interface, firewall tables that keep guests off the LAN, the host's services and each other (restored by a
+guard within a second of a flush), and a DNS forwarder (docs/network.md).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def ws_network_status(network: Network, ctx: Context) -> NetworkStatus:
     from ws.network import sandbox
     from ws.types import NetworkStatus
 
-    report = sandbox.status(ctx.config.core.network, ctx.state.root)
+    ports = sandbox.port_bindings(ctx.config.workspaces.values())
+    report = sandbox.status(ctx.config.core.network, ctx.state.root, ports)
     detail = f"bridge {network.bridge}, {network.subnet}, NAT out of {report['upstream']['interface'] or '?'}"
     return NetworkStatus(up=report["up"], detail=detail, extra=report)
 
@@ -84,7 +86,8 @@ def ensure_sandbox(ctx: Context) -> list[str]:
     settings = ctx.config.core.network
     with ctx.lock("network", settings.bridge):
         unmanaged = {f"{wtype.interface_prefix}*" for wtype in ctx.registry.types.values()}
-        changes = sandbox.ensure_up(settings, ctx.state.root, ctx.log, unmanaged=unmanaged).changes
+        ports = sandbox.port_bindings(ctx.config.workspaces.values())
+        changes = sandbox.ensure_up(settings, ctx.state.root, ctx.log, unmanaged=unmanaged, ports=ports).changes
         entries = hostfiles.entries_for(ctx.config.workspaces.values())
         known_hosts = hostfiles.known_hosts_path(ctx.state.root)
         return [*changes, *hostfiles.sync_host_files(entries, str(ctx.state.root), known_hosts=known_hosts)]

@@ -41,6 +41,8 @@ def exec_command(ctx: Context, workspace: Workspace, command: list[str], interac
 
 def logs(ctx: Context, workspace: Workspace, follow: bool) -> int:
     """The journal of a running workspace (``-f`` follows it); the console log of a stopped one."""
+    from ws.terminal import printable_writer
+
     from ws_plugin_incus import readiness
 
     api = api_for(ctx, workspace)
@@ -51,7 +53,7 @@ def logs(ctx: Context, workspace: Workspace, follow: bool) -> int:
     command = ["journalctl", "--no-pager", "-b", *(["-f"] if follow else [])]
     return execstream.run(
         api, workspace.instance_name, command, env={}, cwd="/",
-        out=_writer(sys.stdout.buffer), err=_writer(sys.stderr.buffer),
+        out=printable_writer(_writer(sys.stdout.buffer)), err=printable_writer(_writer(sys.stderr.buffer)),
     )  # fmt: skip
 
 

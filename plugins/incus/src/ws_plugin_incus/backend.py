@@ -10,22 +10,18 @@ instance ahead of time (``[incus] standby``), so re-creating skips unpacking the
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ws.types import State, WorkspaceStatus
+from ws.types import WorkspaceStatus
 
-from ws_plugin_incus import delivery, images, instances, readiness
+from ws_plugin_incus import delivery, images, instances, listing, readiness
 from ws_plugin_incus.client import Api, connect
 
 if TYPE_CHECKING:
     from ws.api import Context, CreateRequest, NetnsRef, PreparedImage, Workspace
 
     from ws_plugin_incus.settings import IncusSettings
-
-STATES = {"running": State.RUNNING, "stopped": State.STOPPED}
 
 
 @dataclass(frozen=True)
@@ -52,14 +48,21 @@ def api_for(ctx: Context, workspace: Workspace) -> Api:
 
 
 def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> Created:
+    from ws import hostshare
+    from ws.state import installation_of
+
     settings = settings_for(ctx, workspace)
     api = connect(settings)
     bundle = request.bundle
+    hostshare.protect(workspace)
     source = _source(ctx, api, request.image)
     sharing = instances.Sharing(shift=_shift(api, settings), uid=bundle.user.uid, gid=bundle.user.gid)
+    isolation = instances.Isolation(guest_to_guest=ctx.config.core.network.guest_to_guest)
     body = instances.create_body(
-        workspace, request.attachment, settings, source.body, source.label, list(bundle.mounts), sharing
-    )
+        workspace, request.attachment, settings, source.body, source.label, list(bundle.mounts), sharing,
+        pool=settings.storage_pool or instances.default_pool(api), installation=installation_of(workspace.paths),
+        isolation=isolation,
+    )  # fmt: skip
     ctx.progress(f"{workspace.name}: creating Incus instance {workspace.instance_name}")
     detached = instances.replace(api, workspace, body)
     delivery.deliver(api, workspace.instance_name, bundle, [] if sharing.shift else _host_key_files(workspace))
@@ -110,9 +113,11 @@ def stop(ctx: Context, workspace: Workspace) -> None:
 
 def destroy(ctx: Context, workspace: Workspace) -> None:
     """Delete the instance and ws's images of the workspace's image that no instance uses any more."""
+    from ws import hostshare
     from ws.images import is_ws_image
 
     stop(ctx, workspace)
+    hostshare.release(workspace)
     api = api_for(ctx, workspace)
     if is_ws_image(workspace.image):
         images.remove_unused(api, workspace.image, keep=None)
@@ -132,28 +137,7 @@ def netns(ctx: Context, workspace: Workspace) -> NetnsRef | None:
 
 def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
     api = api_for(ctx, workspace)
-    instance = instances.get(api, workspace)
-    if instance is None:
-        return WorkspaceStatus(State.ABSENT, f"no instance {workspace.instance_name} on {api.endpoint}")
-    if not instances.owned(instance, workspace):
-        return WorkspaceStatus(
-            State.ERROR, f"{workspace.instance_name} on {api.endpoint} exists but was not created by ws"
-        )
-    state = instance.get("state") or {}
-    status_text = (instance.get("status") or "").lower()
-    started = _timestamp(state.get("started_at")) if status_text == "running" else None
-    location = instance.get("location") if instance.get("location") not in (None, "", "none") else None
-    detail = f"{workspace.instance_name} on {location or api.endpoint}"
-    if started is not None:
-        detail += f", up {_duration(time.time() - started)}"
-    return WorkspaceStatus(
-        STATES.get(status_text, State.ERROR),
-        detail if status_text in STATES else f"{detail}: Incus reports {instance.get('status')}",
-        ip=_address(state),
-        image=(instance.get("config") or {}).get(instances.IMAGE_KEY),
-        started_at=started,
-        extra={"instance": workspace.instance_name, "endpoint": api.endpoint, "location": location},
-    )
+    return listing.describe(instances.get(api, workspace), workspace, api.endpoint)
 
 
 def _source(ctx: Context, api: Api, image: PreparedImage) -> images.Source:
@@ -181,24 +165,3 @@ def _host_key_files(workspace: Workspace) -> list[tuple[str, bytes, int]]:
         for path in sorted(folder.iterdir())
         if path.is_file() and not path.name.startswith(".")
     ]
-
-
-def _address(state: dict) -> str | None:
-    nic = (state.get("network") or {}).get(instances.NIC) or {}
-    return next((a["address"] for a in nic.get("addresses") or () if a.get("family") == "inet"), None)
-
-
-def _timestamp(text: str | None) -> float | None:
-    if not text or text.startswith("0001-"):
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s"

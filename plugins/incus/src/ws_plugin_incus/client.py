@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ws_plugin_incus.errors import IncusError, api_error, connection_error
+from ws_plugin_incus.errors import api_error, connection_error, missing_certificate, untrusted_client
 
 if TYPE_CHECKING:
     from ws_plugin_incus.settings import IncusSettings
@@ -87,7 +87,7 @@ def _new_client(settings: IncusSettings) -> Any:
         for key in ("client_cert", "client_key", "server_cert"):
             path = getattr(settings, key)
             if not path.is_file():
-                raise IncusError(f"[incus] {key} {path} does not exist (needed to reach {endpoint})")
+                raise missing_certificate(key, path, endpoint)
         cert = (str(settings.client_cert), str(settings.client_key))
         session = pylxd.client.get_session_for_url(endpoint, verify=str(settings.server_cert), cert=cert)
         session.trust_env = False  # REQUESTS_CA_BUNDLE & co. would replace the pinned server certificate
@@ -104,10 +104,7 @@ def _new_client(settings: IncusSettings) -> Any:
     except OSError as exc:
         raise connection_error(endpoint, exc, settings.remote) from None
     if settings.remote and not client.trusted:
-        raise IncusError(
-            f"the Incus server at {endpoint} does not trust ws's client certificate {settings.client_cert}: "
-            "add it on the server with `incus config trust add-certificate CERT` (see docs/backends/incus.md)"
-        )
+        raise untrusted_client(endpoint, settings.client_cert)
     return client
 
 

@@ -45,6 +45,17 @@ def connection_error(endpoint: str, exc: BaseException, remote: bool) -> IncusEr
     return IncusError(f"cannot talk to incusd on {endpoint}: {_short(text)}")
 
 
+def missing_certificate(key: str, path: object, endpoint: str) -> IncusError:
+    return IncusError(f"[incus] {key} {path} does not exist (needed to reach {endpoint})")
+
+
+def untrusted_client(endpoint: str, client_cert: object) -> IncusError:
+    return IncusError(
+        f"the Incus server at {endpoint} does not trust ws's client certificate {client_cert}: "
+        "add it on the server with `incus config trust add-certificate CERT` (see docs/backends/incus.md)"
+    )
+
+
 def api_error(doing: str, status: int, message: str, project: str | None = None) -> IncusError:
     """An error answer of the API, while ``doing`` something (``"creating workspace-dev"``) in ``project``."""
     lower = message.lower()

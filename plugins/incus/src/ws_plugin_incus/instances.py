@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ws_plugin_incus.errors import IncusError, NotFound, foreign_instance
+from ws_plugin_incus.listing import IMAGE_KEY, INSTALLATION_KEY, NIC, OWNER_KEY, owned
 
 if TYPE_CHECKING:
     from ws.types import Mount, NetworkAttachment, Workspace
@@ -25,14 +26,19 @@ if TYPE_CHECKING:
     from ws_plugin_incus.client import Api
     from ws_plugin_incus.settings import IncusSettings
 
-OWNER_KEY = "user.ws.workspace"
-IMAGE_KEY = "user.ws.image"
 DETACHED = "-old-"
 STANDBY_KEY = "user.ws.standby"
 """On the ``-next`` instance: the hash of the create request it was made from (see :func:`replace`)."""
-NIC = "eth0"
 HOST_KEYS_GUEST_DIR = "/etc/ssh-host-keys"
 STOP_TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What the NIC lets the guest do on the bridge: Incus' own filters on top of core's bridge table."""
+
+    guest_to_guest: bool = False
+    """False: the port is isolated (``security.port_isolation``), so it only reaches the host."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,16 @@ def create_body(
     image_label: str,
     mounts: list[Mount],
     sharing: Sharing,
+    pool: str,
+    installation: str,
+    isolation: Isolation = Isolation(),
 ) -> dict:
     """The single ``POST /1.0/instances`` request: unprivileged, isolated idmap, NIC and every disk.
+
+    No profile is applied: a device in a profile (a NIC on ``incusbr0``, a disk) would bypass ws's
+    firewall or share what ws did not ask for, so the instance has exactly ws's devices, the root disk on
+    ``pool`` included. The NIC may only send the workspace's MAC and IPv4 address (Incus' filters, as
+    core's bridge table does for every backend) and, unless ``guest_to_guest``, its bridge port is isolated.
 
     Without idmapped mounts (``sharing.shift`` false) the login user's uid/gid are mapped 1:1 with
     ``raw.idmap`` so the shared folders keep their owner, and the host keys are pushed as files instead of
@@ -64,6 +78,7 @@ def create_body(
         "security.idmap.isolated": "true",
         "boot.autostart": "false",
         OWNER_KEY: workspace.name,
+        INSTALLATION_KEY: installation,
         IMAGE_KEY: image_label,
     }
     if workspace.cpus:
@@ -81,10 +96,13 @@ def create_body(
             "hwaddr": workspace.mac,
             "host_name": workspace.host_interface,
             "mtu": str(attachment.mtu),
-        }
+            "ipv4.address": workspace.ip,
+            "security.mac_filtering": "true",
+            "security.ipv4_filtering": "true",
+            "security.port_isolation": "false" if isolation.guest_to_guest else "true",
+        },
+        "root": {"type": "disk", "path": "/", "pool": pool},
     }
-    if settings.storage_pool:
-        devices["root"] = {"type": "disk", "path": "/", "pool": settings.storage_pool}
     for mount in mounts:
         if not sharing.shift and mount.guest_path == HOST_KEYS_GUEST_DIR:
             continue  # delivered as files, see above
@@ -101,8 +119,21 @@ def create_body(
         "source": source,
         "config": config,
         "devices": devices,
-        "profiles": list(settings.profiles),
+        "profiles": [],
     }
+
+
+def default_pool(api: Api) -> str:
+    """The pool of the ``default`` profile's root disk: where ``incus launch`` would put the instance.
+
+    Only the pool is taken from the profile; its other devices never reach ws's instances."""
+    from ws.errors import WsError
+
+    profile = api.get("profiles/default", "reading the default profile") or {}
+    for device in (profile.get("devices") or {}).values():
+        if device.get("type") == "disk" and device.get("path") == "/" and device.get("pool"):
+            return device["pool"]
+    raise WsError(f"the default profile on {api.endpoint} has no root disk: set [incus] storage_pool")
 
 
 def device_name(guest_path: str, taken: dict) -> str:
@@ -120,10 +151,6 @@ def get(api: Api, workspace: Workspace) -> dict | None:
         return api.get(f"instances/{workspace.instance_name}", f"reading {workspace.instance_name}", recursion=1)
     except NotFound:
         return None
-
-
-def owned(instance: dict, workspace: Workspace) -> bool:
-    return (instance.get("config") or {}).get(OWNER_KEY) == workspace.name
 
 
 def ensure_absent(

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 from ws import hookimpl
 
 if TYPE_CHECKING:
-    from ws.api import Context, CreateRequest, DoctorCheck, NetnsRef, Workspace, WorkspaceStatus, WorkspaceType
+    from pathlib import Path
+
+    from ws.api import Context, CreateRequest, DoctorCheck, NetnsRef, Workspace, WorkspaceStatus, WorkspaceType, WsError
 
 
 @hookimpl
@@ -66,6 +68,14 @@ def ws_status(workspace: Workspace, ctx: Context) -> WorkspaceStatus:
     from ws_plugin_incus import backend
 
     return backend.status(ctx, workspace)
+
+
+@hookimpl
+def ws_status_many(workspaces: list[Workspace], state_dir: Path, brief: bool) -> dict[str, WorkspaceStatus | WsError]:
+    """``ws list`` and ``ws status``: standard library only, one request per server for a brief listing."""
+    from ws_plugin_incus import listing
+
+    return listing.status_many(workspaces, brief)
 
 
 @hookimpl

@@ -66,14 +66,17 @@ def run(api: Api, instance: str, command: list[str], deadline: float) -> int:
 
 
 def console_tail(api: Api, instance: str, lines: int = LOG_LINES) -> str:
-    """The end of the instance's console log (what systemd printed), or why it cannot be read."""
+    """The end of the instance's console log (what systemd printed), or why it cannot be read; stripped
+    of terminal control sequences (the guest wrote it)."""
+    from ws.terminal import printable
+
     from ws_plugin_incus.errors import IncusError
 
     try:
         text = api.raw("get", f"instances/{instance}/console", f"reading {instance}'s console", is_api=False).text
     except IncusError as exc:
         return f"(console log unavailable: {exc})"
-    tail = [line.rstrip("\r") for line in text.splitlines() if line.strip()][-lines:]
+    tail = [printable(line) for line in text.splitlines() if line.strip()][-lines:]
     return "\n".join(tail) or "(console log is empty)"
 
 

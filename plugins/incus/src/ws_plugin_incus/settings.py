@@ -12,8 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-LOCAL_SOCKETS = (Path("/var/lib/incus/unix.socket"), Path("/run/incus/unix.socket"))
-"""Where Debian/Ubuntu packages (first) and other builds (second) put incusd's local socket."""
+from ws_plugin_incus.listing import local_socket
 
 WELL_KNOWN_REMOTES = {"images": ("https://images.linuxcontainers.org", "simplestreams")}
 """Image servers the ``incus`` CLI knows by default, so ``image = "images:debian/12"`` works unconfigured."""
@@ -49,7 +48,6 @@ class IncusSettings(BaseModel):
     """Incus project (default: ``default``)."""
     storage_pool: str | None = None
     """Root disk pool (default: the one in the ``default`` profile)."""
-    profiles: list[str] = ["default"]
     shift: bool | None = None
     """Idmapped mounts for shared folders (``shift=true``); default: when the server's kernel supports them."""
     standby: bool = True
@@ -57,6 +55,10 @@ class IncusSettings(BaseModel):
     ready_timeout: float = Field(default=120.0, gt=0)
     """Seconds ``ws up`` waits for systemd's default target and sshd."""
     remotes: dict[str, Remote] = {}
+    shared_paths: bool = False
+    """A remote server sees this host's folders at the same paths (it is this machine, or both mount the
+    same shared file system). Disk sources are read on the server: without this, ws refuses to send it
+    host paths, which there would name *that* machine's folders."""
 
     @field_validator("url")
     @classmethod
@@ -81,6 +83,12 @@ class IncusSettings(BaseModel):
         missing = [k for k in ("client_cert", "client_key", "server_cert") if getattr(self, k) is None]
         if missing:
             raise ValueError(f"a remote url needs {', '.join(missing)} (see docs/backends/incus.md)")
+        if not self.shared_paths:
+            raise ValueError(
+                "a remote server reads shared folders (the work folder, mounts) at their paths on its own "
+                "machine; set shared_paths = true only if it sees this host's folders there (same machine or "
+                "a shared file system)"
+            )
         return self
 
     @property
@@ -92,9 +100,7 @@ class IncusSettings(BaseModel):
         return self.url or str(self.local_socket())
 
     def local_socket(self) -> Path:
-        if self.socket is not None:
-            return self.socket
-        return next((path for path in LOCAL_SOCKETS if path.exists()), LOCAL_SOCKETS[0])
+        return Path(local_socket(None if self.socket is None else str(self.socket)))
 
     def image_remote(self, name: str) -> tuple[str, str] | None:
         """(url, protocol) of an image server name, or None when unknown."""

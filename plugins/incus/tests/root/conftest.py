@@ -96,6 +96,10 @@ class WsEnv:
     names: list[str] = field(default_factory=list)
     incus_options: dict[str, dict[str, str]] = field(default_factory=dict)
     """``[workspaces.NAME.incus]`` keys (TOML values already quoted) per workspace."""
+    workspace_lines: dict[str, list[str]] = field(default_factory=dict)
+    """More ``key = value`` lines of ``[workspaces.NAME]`` per workspace."""
+    network_lines: list[str] = field(default_factory=list)
+    """More ``key = value`` lines of ``[network]``."""
 
     user: str = USER
     uid: int = UID
@@ -131,6 +135,34 @@ class WsEnv:
             if image["properties"].get("ws.name") and image["fingerprint"] not in in_use:
                 self.incus("image", "delete", image["fingerprint"], check=False)
 
+    def both_statuses(self, name: str) -> tuple:
+        """``ws_status`` (pylxd, validated options) and ``ws_status_many`` (stdlib, plain options) of workspace
+        ``name``, each through the plugin as core calls it; checks that they agree and returns the first."""
+        from ws.context import load_context
+        from ws.plugins import PluginManager
+        from ws.snapshot import plain
+        from ws_plugin_incus import listing
+
+        environ = self.environ()
+        ctx = load_context(self.config, PluginManager(environ=environ).load(), environ)
+        workspace = ctx.workspace(name)
+        full = ctx.backend(workspace).status()
+        quick = listing.status_many([plain(workspace)], brief=False)[name]
+        brief = listing.status_many([plain(workspace)], brief=True)[name]
+        assert (quick.state, quick.ip, quick.image, quick.extra) == (full.state, full.ip, full.image, full.extra)
+        assert quick.detail.split(", up ")[0] == full.detail.split(", up ")[0]  # the uptime may have ticked
+        assert quick.started_at == full.started_at
+        assert (brief.state, brief.image, brief.extra) == (full.state, full.image, full.extra)
+        assert brief.detail == full.detail.split(", up ")[0], "brief: no uptime (the state is not asked for)"
+        return full
+
+    def ws_image_alias(self) -> str:
+        """The alias of ws's debian image in the session's project (imported by an earlier ``ws up``)."""
+        return next(
+            a["name"] for image in self.incus_json("image", "list") for a in image["aliases"]
+            if a["name"].startswith("ws-debian-bookworm-")
+        )  # fmt: skip
+
     def name(self, base: str) -> str:
         """A workspace name unique to this session, declared in the configuration."""
         name = f"{base}{self.root.name[-4:]}"
@@ -151,7 +183,7 @@ class WsEnv:
         )
 
     def environ(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUDO_", "WS_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUDO_", "WS_")) or k == "WS_CACHE_DIR"}
         return {**env, "WS_CONFIG": str(self.config), "WS_PLUGINS": "incus"}
 
     def status(self, name: str) -> dict:
@@ -184,21 +216,37 @@ class WsEnv:
             "[network]",
             f'bridge = "{self.bridge}"',
             f'subnet = "{self.subnet_prefix}.0/24"',
+            *self.network_lines,
             "[nix]",
             "inherit_host = false",
         ]
         for name in self.names:
-            lines += [f"[workspaces.{name}]", 'type = "incus"', 'memory = "1G"']
+            lines += [f"[workspaces.{name}]", 'type = "incus"', 'memory = "1G"', *self.workspace_lines.get(name, [])]
             if name in self.incus_options:
                 lines += [f"[workspaces.{name}.incus]", *(f"{k} = {v}" for k, v in self.incus_options[name].items())]
         self.config.write_text("\n".join(lines) + "\n")
 
 
-WORKSPACES = ("life", "par1", "par2", "par3", "par4", "same", "crash", "alien", "remote")
+WORKSPACES = ("life", "par1", "par2", "par3", "par4", "same", "crash", "alien", "remote", "quick")
 
 
 @pytest.fixture(scope="session")
 def wsenv(incusd, ws_image):
+    env = new_env(WORKSPACES)
+    try:
+        yield env
+    finally:
+        teardown_env(env)
+
+
+@pytest.fixture(scope="session")
+def env_factory(incusd, ws_image):
+    """``(new_env, teardown_env)`` for modules that need a configuration (bridge, subnet, project) of their own."""
+    return new_env, teardown_env
+
+
+def new_env(bases, bridge_prefix: str = "wsti") -> WsEnv:
+    """A ws configuration of its own: state dir, bridge, subnet, Incus project, user key, workspaces ``bases``."""
     token = secrets.token_hex(2)
     root = Path(f"/var/tmp/wsi-test-{token}")
     root.mkdir(mode=0o755)
@@ -208,18 +256,19 @@ def wsenv(incusd, ws_image):
     env = WsEnv(
         root=root,
         config=root / "ws.toml",
-        bridge=f"wsti{token}",
+        bridge=f"{bridge_prefix}{token}",
         subnet_prefix=_free_subnet(),
         user_key=key,
         project=f"ws-test-{token}",
-        names=[f"{base}{token}" for base in WORKSPACES],
+        names=[f"{base}{token}" for base in bases],
     )
     env.write_config()
     try:
         _create_project(env.project)
-        yield env
-    finally:
-        _teardown(env)
+    except BaseException:
+        teardown_env(env)
+        raise
+    return env
 
 
 def _create_project(project: str) -> None:
@@ -239,7 +288,7 @@ def _free_subnet() -> str:
     pytest.fail("no free 10.213.X.0/24 test subnet")
 
 
-def _teardown(env: WsEnv) -> None:
+def teardown_env(env: WsEnv) -> None:
     """Destroy what the session made; fail if an instance of ours survives ``ws destroy``."""
     env.incus_options.clear()  # destroy on the local daemon too what a test sent elsewhere
     env.write_config()

@@ -14,11 +14,7 @@ def foreign(wsenv):
     instance = f"workspace-{name}"
     wsenv.ws("up", name)  # imports ws's image; then replace ws's instance by a foreign one
     wsenv.ws("down", name)
-    alias = next(
-        a["name"] for image in wsenv.incus_json("image", "list") for a in image["aliases"]
-        if a["name"].startswith("ws-debian-bookworm-")
-    )  # fmt: skip
-    wsenv.incus("init", alias, instance)
+    wsenv.incus("init", wsenv.ws_image_alias(), instance)
     try:
         yield name, instance
     finally:

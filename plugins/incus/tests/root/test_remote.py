@@ -64,6 +64,7 @@ def remote(wsenv):
         "client_cert": f'"{cert}"',
         "client_key": f'"{key}"',
         "server_cert": f'"{server_cert}"',
+        "shared_paths": "true",  # the same daemon, so the same machine's folders
     }
     wsenv.write_config()
     try:
@@ -88,6 +89,7 @@ def test_lifecycle_over_https(wsenv, remote):
     status = wsenv.status(name)
     assert status["state"] == "running"
     assert status["extra"]["endpoint"].startswith("https://127.0.0.1:")
+    assert wsenv.both_statuses(name).state == "running"  # ws_status_many over the stdlib's TLS too
     login = wsenv.ssh(name, "cat /sys/class/net/eth0/address")
     assert login.returncode == 0, login.stderr
     assert login.stdout.strip() == status["mac"]

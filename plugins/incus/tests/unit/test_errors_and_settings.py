@@ -119,6 +119,26 @@ def test_remote_needs_all_certificates_and_https():
         IncusSettings(url="http://incus.example:8443")
 
 
+def test_a_remote_server_gets_no_host_paths_unless_it_sees_them(tmp_path):
+    """Disk sources are read on the server: there a host path names that machine's folder. Refused at
+    configuration time, naming the key (exit 2)."""
+    from ws.config.loader import load_config
+    from ws.errors import ConfigError
+    from ws.plugins import PluginManager
+
+    remote = {"url": "https://c:8443", "client_cert": "/c", "client_key": "/k", "server_cert": "/s"}
+    with pytest.raises(ValidationError, match="shared_paths = true only if it sees this host's folders"):
+        IncusSettings.model_validate(remote)
+    assert IncusSettings.model_validate({**remote, "shared_paths": True}).remote
+    registry = PluginManager(environ={"WS_PLUGINS": "incus"}).load().registry
+    config = tmp_path / "ws.toml"
+    table = "".join(f'{key} = "{value}"\n' for key, value in remote.items())
+    config.write_text(f'state_dir = "{tmp_path}"\n[workspaces.far]\ntype = "incus"\n[workspaces.far.incus]\n{table}')
+    with pytest.raises(ConfigError) as raised:
+        load_config(config, registry, environ={})
+    assert raised.value.exit_code == 2 and [p.location for p in raised.value.problems] == ["workspaces.far.incus"]
+
+
 def test_workspace_keys_override_the_section_and_errors_name_the_key(tmp_path):
     """IncusSettings is the type's options model: core merges [workspaces.NAME.incus] over [incus] and
     validates both with the configuration (ws config check), so a bad key is a key path, not a failed ws up."""
@@ -128,15 +148,16 @@ def test_workspace_keys_override_the_section_and_errors_name_the_key(tmp_path):
 
     registry = PluginManager(environ={"WS_PLUGINS": "incus"}).load().registry
     config = tmp_path / "ws.toml"
-    base = f'state_dir = "{tmp_path}"\n[incus]\nproject = "team"\nprofiles = ["default", "big"]\nready_timeout = 60.0\n'
+    base = f'state_dir = "{tmp_path}"\n[incus]\nproject = "team"\nstandby = false\nready_timeout = 60.0\n'
     remote = (
         '[workspaces.far.incus]\nurl = "https://c:8443"\nclient_cert = "/c"\nclient_key = "/k"\nserver_cert = "/s"\n'
+        "shared_paths = true\n"
     )
     config.write_text(base + '[workspaces.near]\ntype = "incus"\n[workspaces.far]\ntype = "incus"\n' + remote)
     loaded = load_config(config, registry, environ={})
     near, far = loaded.workspaces["near"].options, loaded.workspaces["far"].options
     assert near is loaded.sections["incus"] and not near.remote
-    assert far.project == "team" and far.profiles == ["default", "big"] and far.ready_timeout == 60.0
+    assert far.project == "team" and far.standby is False and far.ready_timeout == 60.0
     assert far.remote and far.endpoint() == "https://c:8443"
     config.write_text(base + '[workspaces.far]\ntype = "incus"\n[workspaces.far.incus]\nurl = "http://c"\n')
     with pytest.raises(ConfigError) as raised:

@@ -50,16 +50,24 @@ def exec_command(ctx: Context, workspace: Workspace, command: list[str], interac
 
 
 def logs(ctx: Context, workspace: Workspace, follow: bool) -> int:
+    """The guest's console: stripped of terminal control characters (guest root writes it)."""
+    from ws.terminal import printable, printable_writer
+
     sup = backend.supervisor(ctx)
     name = backend.service_name(workspace)
     if not follow:
-        sys.stdout.write(sup.logs(name))
+        sys.stdout.write(printable(sup.logs(name)))
         return 0
     if sup.kind == "systemd":
         command = ["journalctl", "--no-pager", "--output=cat", "--follow", f"--unit={name}.service"]
     else:
         command = ["tail", "--lines=+1", "--follow=name", str(rootfs.console_log(ctx.state.root, workspace.name))]
+    sink = printable_writer(lambda data: (sys.stdout.buffer.write(data), sys.stdout.buffer.flush()))
     try:
-        return subprocess.run(command, check=False).returncode
+        with subprocess.Popen(command, stdout=subprocess.PIPE) as follower:
+            assert follower.stdout is not None
+            while chunk := follower.stdout.read1(65536):
+                sink(chunk)
+            return follower.wait()
     except KeyboardInterrupt:
         return 0

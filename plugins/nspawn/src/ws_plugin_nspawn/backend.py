@@ -54,6 +54,7 @@ def supervisor(ctx: Context) -> Supervisor:
 
 
 def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> None:
+    from ws import hostshare
     from ws.provision import deliver_to_rootfs
 
     image, bundle, attachment = request.image, request.bundle, request.attachment
@@ -63,6 +64,7 @@ def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> None:
     program = _program(settings)
     sup = supervisor(ctx)
     _remove_boot(ctx, workspace, sup)  # what a killed earlier run left
+    hostshare.protect(workspace)  # guest root writes the shared folders: nothing it leaves may be setuid here
     if Path(f"/sys/class/net/{workspace.host_interface}").exists():
         raise WsError(
             f"cannot create {workspace.name}: the network interface {workspace.host_interface} exists and is not "
@@ -136,9 +138,11 @@ def stop(ctx: Context, workspace: Workspace) -> None:
 
 def destroy(ctx: Context, workspace: Workspace) -> None:
     """Stop, forget the console log, and remove bases of the image that no boot uses any more."""
+    from ws import hostshare
     from ws.images import is_ws_image
 
     stop(ctx, workspace)
+    hostshare.release(workspace)
     rootfs.console_log(ctx.state.root, workspace.name).unlink(missing_ok=True)
     if is_ws_image(workspace.image):
         rootfs.remove_unused_bases(ctx.state.root, workspace.image, keep=_bases_in_use(ctx.state.root))

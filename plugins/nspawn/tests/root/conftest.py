@@ -149,12 +149,17 @@ def nsenv(ws_image):
     (root / "nspawn").mkdir()
     (root / "nspawn" / "bases").symlink_to(TEST_STATE / "nspawn-bases")  # unpacked once for every session
     key = root / "id_user"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ws-test", "-f", str(key)], check=True)
+    try:
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ws-test", "-f", str(key)], check=True)
+        subnet_prefix = _free_subnet()
+    except BaseException:
+        shutil.rmtree(root)  # nothing else exists yet
+        raise
     env = NsEnv(
         root=root,
         config=root / "ws.toml",
         bridge=f"wstn{token}",
-        subnet_prefix=_free_subnet(),
+        subnet_prefix=subnet_prefix,
         user_key=key,
         token=token,
         names=[f"{base}{token}" for base in WORKSPACES],

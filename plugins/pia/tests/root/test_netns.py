@@ -139,7 +139,7 @@ def run_ws(service: FakeService, tmp_path: Path, write_config):
         "latency_timeout": 0.5,
         "request_timeout": 5,
     }
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("WS_")}
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("WS_") or key == "WS_CACHE_DIR"}
     environ["WS_PLUGINS"] = "pia"
 
     def run(*args: str, **overrides: Any) -> subprocess.CompletedProcess:

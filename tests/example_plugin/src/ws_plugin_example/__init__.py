@@ -151,9 +151,27 @@ def ws_destroy(workspace: Workspace, ctx: Context, purge: bool) -> None:
 
 @hookimpl
 def ws_status(workspace: Workspace, ctx: Context) -> WorkspaceStatus:
+    return _status(workspace, ctx.state.root)
+
+
+@hookimpl
+def ws_status_many(workspaces: list[Workspace], state_dir: Path, brief: bool) -> dict[str, WorkspaceStatus | WsError]:
+    """``ws list`` and ``ws status``: every workspace's state without the loaded configuration (no ctx;
+    plain options). A backend with an API answers all of them with one request, and with ``brief`` leaves
+    out what costs more than the state; the example's states are cheap files, so it ignores ``brief``."""
+    answers: dict[str, WorkspaceStatus | WsError] = {}
+    for workspace in workspaces:
+        try:
+            answers[workspace.name] = _status(workspace, state_dir)
+        except WsError as exc:  # a damaged state file: this workspace's error, not the whole list's
+            answers[workspace.name] = exc
+    return answers
+
+
+def _status(workspace: Workspace, state_dir: Path) -> WorkspaceStatus:
     from ws_plugin_example import instance
 
-    state = instance.read_state(_dir(workspace, ctx))
+    state = instance.read_state(instance.instance_dir(state_dir, workspace.instance_name))
     if state is None:
         return WorkspaceStatus(State.ABSENT)
     if state["state"] == "running":
