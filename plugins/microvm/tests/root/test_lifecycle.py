@@ -1,7 +1,8 @@
-"""One microVM through its whole lifecycle under the real qemu, in order (each TCG boot costs minutes):
+"""One microVM through its whole lifecycle under the real qemu, in order, on one full boot (each TCG boot
+costs minutes): a ``ws up`` killed during boot converges on the next ``ws up``, which keeps the work folder;
 up to sshd with the deterministic MAC, the address and the pinned host key; shares with the right host
-owner; exec; a guest root's setuid file is not setuid-root on the host; logs; down leaves nothing; a
-``ws up`` killed during boot converges on the next ``ws up``, which keeps the work folder."""
+owner; exec; a guest root's setuid file is not setuid-root on the host; logs; down leaves nothing but the
+work folder."""
 
 from __future__ import annotations
 
@@ -21,10 +22,34 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(BOOT_TIMEOUT + 300)]
 UID = 1234
 
 
-def test_up_boots_to_sshd_with_the_workspace_identity(vmenv):
+def test_a_killed_up_during_boot_converges_and_keeps_the_work_folder(vmenv):
+    """The first boot is killed: ``ws up`` dies while the guest boots, the next ``ws up`` converges (it
+    replaces the orphaned qemu by a fresh boot) and the work folder made before either keeps its file."""
+    kept = vmenv.work / "kept"
+    vmenv.work.mkdir(parents=True, exist_ok=True)
+    kept.write_text("from before\n")
+    os.chown(kept, UID, UID)
+    process = vmenv.popen("up", vmenv.name)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not vmenv.qemu_running():
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.5)
+    time.sleep(5)
+    process.send_signal(signal.SIGKILL)  # the guest is booting
+    process.wait()
+    assert vmenv.qemu_running()
     vmenv.ws("up", vmenv.name)
+    assert vmenv.status()["state"] == "running"
+    login = vmenv.ssh("cat ~/workspace/kept")
+    assert login.returncode == 0 and login.stdout == "from before\n", login.stderr
+
+
+def test_the_guest_has_the_workspace_identity_and_a_second_up_changes_nothing(vmenv):
+    pid = vmenv.status()["extra"]["pid"]
+    vmenv.ws("up", vmenv.name)  # already up: nothing to do
     status = vmenv.status()
     assert status["state"] == "running", status
+    assert status["extra"]["pid"] == pid
     assert status["extra"]["tap"] == f"vm-{vmenv.name}"
     assert "vsock" in status["detail"]  # CID attached, or why not
     login = vmenv.ssh("cat /sys/class/net/eth0/address; ip -4 -o addr show eth0; hostname; id -u")
@@ -70,26 +95,5 @@ def test_down_leaves_no_qemu_tap_or_overlay(vmenv):
     vmenv.ws("down", vmenv.name)
     assert vmenv.status()["state"] == "absent"
     assert vmenv.leftovers() == []
-    assert (vmenv.work / "from-guest").exists()
-
-
-def test_a_killed_up_during_boot_converges_and_keeps_the_work_folder(vmenv):
-    kept = vmenv.work / "kept"
-    vmenv.work.mkdir(parents=True, exist_ok=True)
-    kept.write_text("from before\n")
-    os.chown(kept, UID, UID)
-    process = vmenv.popen("up", vmenv.name)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not vmenv.qemu_running():
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.5)
-    time.sleep(5)
-    process.send_signal(signal.SIGKILL)  # the guest is booting
-    process.wait()
-    assert vmenv.qemu_running()
-    vmenv.ws("up", vmenv.name)
-    assert vmenv.status()["state"] == "running"
-    login = vmenv.ssh("cat ~/workspace/kept")
-    assert login.returncode == 0 and login.stdout == "from before\n", login.stderr
-    vmenv.ws("down", vmenv.name)
-    assert vmenv.leftovers() == []
+    assert (vmenv.work / "from-guest").read_text() == "hello host\n"
+    assert (vmenv.work / "kept").read_text() == "from before\n"
