@@ -4,8 +4,10 @@
    (same kernel, boot initrd with the provisioning, a fresh overlay over the same base, same TAP, same
    accelerator), started directly until sshd sends its banner. The base is built and KVM probed before the
    first timed run (a ``ws up`` killed once qemu runs), so both sides boot from a ready base.
-2. qemu's resident memory (VmRSS) once the guest has idled, against the configured memory and against what
-   the guest itself uses (MemTotal - MemFree from the guest's /proc/meminfo).
+2. qemu's resident memory (VmRSS) once the guest has idled, split by mapping (guest RAM, TCG's translation
+   cache, mapped files, the rest), against the configured memory and against what the guest itself uses:
+   configured - MemFree from the guest's /proc/meminfo (MemTotal leaves out what the guest's kernel reserved
+   at boot, its own code and page structures, which the guest did touch).
 
 Goals: ws up <= 1.15x the raw boot; qemu's RSS at most 10% over the guest's own use. Under TCG (hosts where
 KVM does not work) a boot takes minutes and the figures are dominated by emulation; the ratio still holds.
@@ -71,13 +73,12 @@ class Bench:
     def record(self) -> dict:
         return json.loads((self.boot / "record.json").read_text())
 
-    def guest_used_kib(self) -> int:
+    def guest_meminfo_kib(self) -> dict[str, int]:
         options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "BatchMode=yes"]
         argv = ["ssh", "-F", "/dev/null", "-i", str(self.key), *(f"-o{option}" for option in options)]
         argv += [f"wsbench@{self.ip}", "cat /proc/meminfo"]
         meminfo = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
-        values = {line.split(":")[0]: int(line.split()[1]) for line in meminfo.splitlines()}
-        return values["MemTotal"] - values["MemFree"]
+        return {line.split(":")[0]: int(line.split()[1]) for line in meminfo.splitlines()}
 
     def cleanup(self) -> None:
         subprocess.run([WS, "destroy", NAME, "--purge", "--yes"], env=self.env, capture_output=True)
@@ -90,6 +91,30 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise SystemExit(f"no VmRSS for pid {pid}")
+
+
+def rss_parts_kib(pid: int, memory_mib: int) -> dict[str, int]:
+    """qemu's resident memory by mapping (/proc/PID/smaps): the guest's RAM (the one mapping of the configured
+    size), TCG's translation cache (the executable anonymous mappings), files (qemu, its libraries, the
+    mapped initrd) and the rest (qemu's heap and stacks)."""
+    parts = {"guest RAM": 0, "TCG translation cache": 0, "mapped files": 0, "qemu heap and the rest": 0}
+    kind = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+            low, high = (int(bound, 16) for bound in fields[0].split("-"))
+            name = fields[5] if len(fields) > 5 else ""
+            if high - low == memory_mib * 1024 * 1024 and "x" not in fields[1]:
+                kind = "guest RAM"
+            elif "x" in fields[1] and not name:
+                kind = "TCG translation cache"
+            elif name.startswith("/") and not name.startswith("/memfd:"):
+                kind = "mapped files"
+            else:
+                kind = "qemu heap and the rest"
+        elif fields[0] == "Rss:":
+            parts[kind] += int(fields[1])
+    return parts
 
 
 def wait_banner(ip: str, process: subprocess.Popen, timeout: float = 1200) -> None:
@@ -162,14 +187,15 @@ def main() -> int:
         shown = subprocess.run([WS, "config", "show", "--json"], env=bench.env, capture_output=True, check=True)
         bench.ip = json.loads(shown.stdout)["workspaces"][NAME]["ip"]
         bench.ws("down", NAME)
-        ws_times, raw_times, rss, used = [], [], [], []
+        ws_times, raw_times, rss, meminfo, parts = [], [], [], [], []
         for run in range(args.runs):
             subprocess.run(["sync"], check=True)
             ws_times.append(bench.timed_ws("up", NAME))
             time.sleep(args.idle)
             pid = supervisor_for(bench.root).status(f"ws-microvm-{NAME}").pid
             rss.append(rss_kib(pid))
-            used.append(bench.guest_used_kib())
+            parts.append(rss_parts_kib(pid, args.memory))
+            meminfo.append(bench.guest_meminfo_kib())
             raw_times.append(raw_boot(bench))
             bench.ws("down", NAME)
             print(f"  run {run + 1}: ws up {ws_times[-1]:.1f} s, raw qemu {raw_times[-1]:.1f} s", file=sys.stderr)
@@ -179,12 +205,21 @@ def main() -> int:
         print(f"(median of {args.runs}):")
         print(f"  raw qemu until sshd answers   {raw:7.1f} s")
         print(f"  ws up (absent -> ssh-ready)   {ws_up:7.1f} s   ratio {ws_up / raw:.2f}x (goal <= 1.15)")
-        rss_mib, used_mib = statistics.median(rss) / 1024, statistics.median(used) / 1024
+        rss_mib = statistics.median(rss) / 1024
+        free_mib = statistics.median(info["MemFree"] for info in meminfo) / 1024
+        total_mib = statistics.median(info["MemTotal"] for info in meminfo) / 1024
+        used_mib = args.memory - free_mib
         print(f"qemu memory after {args.idle:.0f} s idle:")
         print(f"  configured guest memory       {args.memory:7.0f} MiB")
-        print(f"  guest's own use               {used_mib:7.0f} MiB  (MemTotal - MemFree in the guest)")
+        reserved = args.memory - total_mib
+        print(
+            f"  guest's own use               {used_mib:7.0f} MiB  (configured - MemFree, with the {reserved:.0f} MiB"
+        )
+        print(f"      its kernel reserved at boot; MemTotal - MemFree alone: {total_mib - free_mib:.0f} MiB)")
         print(f"  qemu resident (VmRSS)         {rss_mib:7.0f} MiB  {rss_mib / args.memory:.2f}x configured, "
               f"{rss_mib / used_mib:.2f}x the guest's use (goal <= 1.10)")  # fmt: skip
+        for part in parts[0]:
+            print(f"    {part:28s}{statistics.median(p[part] for p in parts) / 1024:7.0f} MiB")
     finally:
         bench.cleanup()
     return 0
