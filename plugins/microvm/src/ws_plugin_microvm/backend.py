@@ -119,6 +119,7 @@ def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> Boot:
         cpus=settings.vcpus(workspace.cpus),
         memory_mib=workspace.memory_mib or settings.memory_mib,
         accel=chosen_accel,
+        tcg_cache_mib=settings.tcg_cache_mib,
         machine=machine,
         tap=workspace.host_interface,
         mac=workspace.mac,

@@ -36,6 +36,8 @@ class VmSpec:
     memory_mib: int
     accel: str
     """``kvm`` or ``tcg``."""
+    tcg_cache_mib: int
+    """Under TCG: the size of the translation cache."""
     machine: str
     """``microvm`` or ``q35``."""
     tap: str

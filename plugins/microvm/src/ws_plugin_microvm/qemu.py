@@ -42,7 +42,10 @@ class Qemu:
             machine = ["-machine", "microvm,acpi=on,pcie=off,rtc=on,isa-serial=on"]
         else:
             machine = ["-machine", "q35"]
-        accel = ["-accel", "kvm", "-cpu", "host"] if spec.accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
+        if spec.accel == "kvm":
+            accel = ["-accel", "kvm", "-cpu", "host"]
+        else:
+            accel = ["-accel", f"tcg,tb-size={spec.tcg_cache_mib}", "-cpu", "max"]
         uid, gid = spec.run_as
         vhost = "on" if spec.vhost_net else "off"
         argv = [

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_MAX_CPUS = 8
 DEFAULT_MEMORY_MIB = 4096
+DEFAULT_TCG_CACHE_MIB = 128
 
 
 class MicrovmSettings(BaseModel):
@@ -35,6 +36,10 @@ class MicrovmSettings(BaseModel):
 
         return configured or self.cpus or min(DEFAULT_MAX_CPUS, os.cpu_count() or 1)
 
+    tcg_cache_mib: int = Field(default=DEFAULT_TCG_CACHE_MIB, ge=16, le=2048)
+    """Under TCG only: the size of qemu's translation cache (``-accel tcg,tb-size=``). qemu's own default is
+    1 GiB, which a running guest fills over time and which then stays resident; a smaller cache is flushed
+    and refilled more often (see docs/backends/microvm.md for the measured trade)."""
     disk_gib: int = Field(default=16, ge=2, le=4096)
     """Size of the guest's root file system (sparse: the base holds the image, the overlay what the guest writes)."""
     ready_timeout: float = Field(default=600.0, gt=0)

@@ -42,8 +42,8 @@ def test_the_type_as_core_sees_it():
 def _spec(**changes) -> VmSpec:
     values = dict(
         name="dev", kernel=Path("/k"), initrd=Path("/i"), cmdline="root=/dev/vda", disk=Path("/o.qcow2"), cpus=2,
-        memory_mib=1024, accel="tcg", machine="q35", tap="vm-dev", mac="02:00:00:00:00:01", vhost_net=False,
-        console_log=Path("/c.log"), control_socket=Path("/q.sock"), run_as=(1234, 1234), cid=None,
+        memory_mib=1024, accel="tcg", tcg_cache_mib=64, machine="q35", tap="vm-dev", mac="02:00:00:00:00:01",
+        vhost_net=False, console_log=Path("/c.log"), control_socket=Path("/q.sock"), run_as=(1234, 1234), cid=None,
         shares=(Share("ws0", Path("/work"), "/home/u/workspace"), Share("ws1", Path("/ro"), "/data", read_only=True)),
     )  # fmt: skip
     values.update(changes)
@@ -64,7 +64,7 @@ def test_qemu_drops_root_and_shares_with_mapped_xattr():
     assert "virtio-9p-pci,fsdev=fs0,mount_tag=ws0" in _option(argv, "-device")
     assert "virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01" in _option(argv, "-device")
     assert _option(argv, "-netdev") == ["tap,id=net0,ifname=vm-dev,script=no,downscript=no,vhost=off"]
-    assert _option(argv, "-accel") == ["tcg"] and not any("vsock" in arg for arg in argv)
+    assert _option(argv, "-accel") == ["tcg,tb-size=64"] and not any("vsock" in arg for arg in argv)
     assert "virtio-balloon-pci,free-page-reporting=on,deflate-on-oom=on" in _option(argv, "-device")
 
 
