@@ -8,16 +8,12 @@ transient unit ``ws-nspawn-NAME.service`` registered with machined, and ``ws log
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 # Slow under TCG: unpacking the 600 MB image over 9p and booting a container in the emulated VM take minutes.
 
-TEST_STATE = Path("/var/tmp/ws-test-state")
 STATE = "/var/lib/wst-nspawn"
 CONFIG = "/etc/ws/nspawn-test.toml"
 NAME = "vmn"
@@ -45,25 +41,13 @@ def ws(vm, *args: str, timeout: float = 600) -> str:
 
 
 @pytest.fixture
-def image_in_vm(vm):
-    """The host's cached image, hard-linked into the exchange share and linked as the VM state's images."""
-    from ws.config.model import CoreConfig
-    from ws.images import current_image, recipe_for
-
-    built = current_image(TEST_STATE, recipe_for(CoreConfig(state_dir=TEST_STATE), with_kernel=True))
-    if built is None:
-        pytest.fail("ws's test image is not built: run core's root tier first (core/tests/root/test_image_build.py)")
-    shared = vm.qemu.xchg / "ws-images" / built.name / built.hash
-    shared.mkdir(parents=True, exist_ok=True)
-    for item in built.path.iterdir():
-        if not (shared / item.name).exists():
-            os.link(item, shared / item.name)
-    vm.succeed(f"mkdir -p {STATE} && ln -sfn /mnt/xchg/ws-images {STATE}/images")
+def image_in_vm(vm, share_ws_image):
+    """ws's image shared into the VM (tests/vm/conftest.py), the configuration written."""
+    built = share_ws_image(vm, STATE)
     vm.write_file(CONFIG, TOML)
     yield built
     vm.execute(f"ws --config {CONFIG} destroy {NAME} --purge --yes; ws --config {CONFIG} network down", 300)
     vm.execute(f"rm -rf {STATE} {CONFIG}")
-    shutil.rmtree(vm.qemu.xchg / "ws-images", ignore_errors=True)
 
 
 def test_nspawn_lifecycle_through_systemd_and_machined(vm, image_in_vm) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ws.context import Context
 from ws.errors import UsageError
 from ws.images.prepare import planned_image, prepare_image
+from ws.instances import forget_instance, record_instance
 from ws.preparation import CreateRequest
 from ws.provision import ensure_host_key
 from ws.state import atomic_write, ensure_workspace_dirs, read_leases, remove_workspace_dirs, write_leases
@@ -79,6 +80,7 @@ def up(ctx: Context, workspace: Workspace, *, force: bool = False) -> UpResult:
             ctx.all_plugins.workspace_stopping(workspace)
             backend.stop()
         _record_lease(ctx, workspace)
+        record_instance(workspace)
         image = prepare_image(ctx.config.core, ctx.state.root, workspace, wtype, ctx.progress)
         parts["image"] = image.identity
         ctx.progress(f"{workspace.name}: creating the {workspace.type} instance")
@@ -127,6 +129,7 @@ def down(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
         backend.stop()
         ctx.network(workspace.network).detach(workspace)
         (workspace.paths.root / APPLIED_FILE).unlink(missing_ok=True)
+        forget_instance(workspace)
         return backend.status()
 
 
@@ -137,6 +140,7 @@ def destroy(ctx: Context, workspace: Workspace, *, purge: bool) -> None:
         ctx.backend(workspace).destroy(purge)
         ctx.network(workspace.network).detach(workspace)
         (workspace.paths.root / APPLIED_FILE).unlink(missing_ok=True)
+        forget_instance(workspace)
         if purge:
             remove_workspace_dirs(workspace.paths)
             _drop_lease(ctx, workspace)
@@ -183,6 +187,7 @@ def fingerprint(workspace: Workspace, bundle: Bundle, attachment: NetworkAttachm
     """One hash per part of what reaches the guest, so a change can be named."""
     resolved = dataclasses.asdict(workspace)
     resolved.pop("options")
+    resolved.pop("autostart")  # when the host starts it, not what runs in it
     options = workspace.options.model_dump(mode="json") if hasattr(workspace.options, "model_dump") else None
     return {
         "workspace": _digest(resolved),

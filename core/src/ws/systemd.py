@@ -1,4 +1,5 @@
-"""systemd over its D-Bus API (dbus-fast): transient units and machined, as small synchronous functions.
+"""systemd over its D-Bus API (dbus-fast): transient units, unit files (reload, enable, start) and machined,
+as small synchronous functions.
 
 Used by the systemd supervisor (``ws.supervise.systemd``) and by backends that ask machined about their
 containers. dbus-fast is asynchronous and costs an import, so it is imported inside the functions and each call
@@ -37,6 +38,7 @@ class UnitState:
     sub_state: str
     main_pid: int | None
     started_at: float | None  # seconds since the epoch
+    has_job: bool = False  # a start, stop or reload job is queued or running
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ def start_transient_service(
     cpus: float | None = None,
     memory_mib: int | None = None,
     watchdog_sec: float | None = None,
+    start_timeout: float | None = None,
     delegate: bool = True,
 ) -> None:
     """``StartTransientUnit`` of ``name`` (``*.service``): output to the journal, collected once it stops.
@@ -109,6 +112,8 @@ def start_transient_service(
         properties.append(["MemoryMax", Variant("t", memory_mib * 1024 * 1024)])
     if watchdog_sec is not None:
         properties.append(["WatchdogUSec", Variant("t", int(watchdog_sec * USEC))])
+    if start_timeout is not None:  # how long a Type=notify service may take to send READY=1
+        properties.append(["TimeoutStartUSec", Variant("t", int(start_timeout * USEC))])
     _run(
         _call(SYSTEMD, SYSTEMD_PATH, MANAGER, "StartTransientUnit", "ssa(sv)a(sa(sv))", [name, "fail", properties, []])
     )
@@ -125,8 +130,50 @@ def stop_unit(name: str) -> bool:
     return True
 
 
+def start_unit(name: str) -> None:
+    """Queue a start job for the unit (with its dependencies, in their order); returns at once."""
+    _run(_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "StartUnit", "ss", [name, "replace"]))
+
+
+def daemon_reload() -> None:
+    """``systemctl daemon-reload``: systemd reads the unit files again. Returns once systemd has reloaded
+    (the reply comes after the reload)."""
+    _run(_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "Reload", "", []), timeout=120.0)
+
+
+def enable_unit_files(names: list[str]) -> None:
+    """``systemctl enable``: the symlinks of each unit's [Install] section (replacing conflicting ones)."""
+    _run(_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "EnableUnitFiles", "asbb", [list(names), False, True]))
+
+
+def disable_unit_files(names: list[str]) -> None:
+    """``systemctl disable``: removes the unit's symlinks (a unit file that is already gone is fine)."""
+    _run(_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "DisableUnitFiles", "asb", [list(names), False]))
+
+
+def unit_file_state(name: str) -> str:
+    """``enabled``, ``disabled``, ``static``, ...; ``not-found`` when systemd has no such unit file."""
+    try:
+        return _run(_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "GetUnitFileState", "s", [name]))[0]
+    except BusError as error:
+        if error.name in ("org.freedesktop.DBus.Error.FileNotFound", "org.freedesktop.systemd1.NoSuchUnit"):
+            return "not-found"
+        raise
+
+
+def loaded_units(patterns: list[str]) -> list[str]:
+    """Names of the units systemd has loaded that match the glob ``patterns`` (also those whose file is gone)."""
+    (units,) = _run(_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "ListUnitsByPatterns", "asas", [[], list(patterns)]))
+    return sorted(unit[0] for unit in units)
+
+
 def kill_unit(name: str, signal: int) -> None:
-    _run(_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "KillUnit", "ssi", [name, "all", int(signal)]))
+    """Signal every process of the unit; a unit that is gone meanwhile (stopped and collected) is fine."""
+    try:
+        _run(_call(SYSTEMD, SYSTEMD_PATH, MANAGER, "KillUnit", "ssi", [name, "all", int(signal)]))
+    except BusError as error:
+        if error.name != "org.freedesktop.systemd1.NoSuchUnit":
+            raise
 
 
 def reset_failed_unit(name: str) -> None:
@@ -155,7 +202,8 @@ async def _unit_state(name: str) -> UnitState | None:
         (service,) = await _call(SYSTEMD, path, PROPERTIES, "GetAll", "s", ["org.freedesktop.systemd1.Service"])
         main_pid = service["MainPID"].value or None
         started = service["ExecMainStartTimestamp"].value / USEC or None
-    return UnitState(unit["ActiveState"].value, unit["SubState"].value, main_pid, started)
+    job_id = unit["Job"].value[0] if "Job" in unit else 0
+    return UnitState(unit["ActiveState"].value, unit["SubState"].value, main_pid, started, bool(job_id))
 
 
 def get_machine(name: str) -> Machine | None:

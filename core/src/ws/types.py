@@ -42,6 +42,29 @@ class WorkspaceType:
     """What core prepares from ws's own images before ``ws_create``: ``"rootfs"`` (the root file system
     tarball), ``"kernel"`` (that plus a kernel and initrd, for VMs) or ``"none"`` (the backend uses no
     image; ``image`` is passed through as a reference)."""
+    host_services: tuple[str, ...] = ()
+    """systemd units of the host the backend needs (``incus.service``): a workspace's boot unit
+    (``ws systemd install``) starts after them."""
+
+
+@dataclass(frozen=True)
+class NetworkAgent:
+    """A long-running process a network needs besides its kernel state (a VPN tunnel's keeper).
+
+    Core runs it as ``ws-agent-NETWORK`` (:mod:`ws.agents`): started after ``ws_network_up``, stopped before
+    ``ws_network_down``; ``ws systemd install`` makes it the unit ``ws-agent-NETWORK.service`` with restarts
+    and back-off. It is ``ws <command>`` in the foreground, ``Type=notify``: it sends READY=1 once the network
+    is usable and WATCHDOG=1 at least every ``watchdog_sec / 2``. Workspaces on the network start after it
+    and stop with it.
+    """
+
+    command: tuple[str, ...]
+    """The ``ws`` subcommand and its arguments, e.g. ``("vpn", "run", "vpn")``."""
+    watchdog_sec: int = 60
+    start_timeout: float = 90.0
+    """How long the agent may take to report ready (a first connection can be slow)."""
+    stop_timeout: float = 15.0
+    """How long it may take to stop before it is killed."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,8 @@ class Network:
     """Networks that must be up before this one (brought up first, in order)."""
     up_before_workspaces: bool = True
     """Core brings the network up before it starts any workspace on it."""
+    agent: NetworkAgent | None = None
+    """The process the network needs running (``ws systemd install`` makes it a unit), if any."""
 
     @property
     def prefixlen(self) -> int:

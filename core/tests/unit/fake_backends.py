@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import ws
 from ws.errors import WsError
-from ws.types import Network, NetworkAttachment, State, WorkspaceStatus, WorkspaceType
+from ws.types import Network, NetworkAttachment, NetworkStatus, State, WorkspaceStatus, WorkspaceType
 
 if TYPE_CHECKING:
     from ws.api import CreateRequest, Workspace
@@ -89,7 +89,27 @@ def ws_network_define(name: str, core, sections) -> Network:
 
 @ws.hookimpl
 def ws_network_up(network: Network, ctx: Context) -> list[str]:
-    return []
+    """Records the network as up (``fake-backend/network-NAME.up``); the first call reports a change."""
+    marker = _network_marker(ctx, network)
+    if marker.exists():
+        return []
+    marker.write_text("up")
+    return [f"{network.name} up"]
+
+
+@ws.hookimpl
+def ws_network_down(network: Network, ctx: Context) -> list[str]:
+    marker = _network_marker(ctx, network)
+    if not marker.exists():
+        return []
+    marker.unlink()
+    return [f"{network.name} down"]
+
+
+@ws.hookimpl
+def ws_network_status(network: Network, ctx: Context) -> NetworkStatus:
+    up = _network_marker(ctx, network).exists()
+    return NetworkStatus(up, "" if up else "no fake bridge")
 
 
 @ws.hookimpl
@@ -179,6 +199,12 @@ def install_entry_point(folder: Path) -> dict[str, str]:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ws-fake-backend\nVersion: 0\n")
     (info / "entry_points.txt").write_text("[ws]\nfake = fake_backends\n")
     return {"PYTHONPATH": os.pathsep.join([str(folder), str(Path(__file__).parent)])}
+
+
+def _network_marker(ctx: Context, network: Network) -> Path:
+    folder = ctx.state.root / "fake-backend"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"network-{network.name}.up"
 
 
 def _state_file(ctx: Context, workspace: Workspace) -> Path:

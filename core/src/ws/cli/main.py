@@ -17,6 +17,7 @@ from ws import __version__
 from ws.cli.common import CliState
 
 CORE_COMMANDS = {
+    "apply": "ws.cli.apply_cmd:apply",
     "up": "ws.cli.workspace_cmd:up",
     "down": "ws.cli.workspace_cmd:down",
     "start": "ws.cli.workspace_cmd:start",
@@ -34,10 +35,12 @@ CORE_COMMANDS = {
     "network": "ws.cli.network_cmd:network",
     "image": "ws.cli.image_cmd:image",
     "provision": "ws.cli.provision_cmd:provision",
+    "systemd": "ws.cli.systemd_cmd:systemd",
 }
 """Core commands, imported only when used so ``ws --help`` stays fast."""
 
 CORE_HELP = {
+    "apply": "Make the host match the configuration (networks, autostart, changes).",
     "up": "Bring workspaces up (create and start them).",
     "down": "Stop workspaces; their host folders stay.",
     "start": "Start one workspace (same as up NAME).",
@@ -55,6 +58,7 @@ CORE_HELP = {
     "network": "Bring the sandbox network up or down, or show it.",
     "image": "Build, list or remove ws's workspace images.",
     "provision": "Show what ws puts into a workspace's guest.",
+    "systemd": "Install, remove or show the units that start ws at boot.",
 }
 
 

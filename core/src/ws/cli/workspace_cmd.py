@@ -34,7 +34,7 @@ def _selected(ctx: Context, names: tuple[str, ...], default_autostart: bool) -> 
     return autostart if default_autostart and autostart else workspaces
 
 
-def _in_parallel(function, workspaces: list[Workspace]) -> list:
+def in_parallel(function, workspaces: list[Workspace]) -> list:
     """Independent workspaces proceed at once (each holds only its own lock); the first error is raised
     after all have finished, so no operation is abandoned half-way."""
     from concurrent.futures import ThreadPoolExecutor  # not at the top: ws list and status do without it
@@ -99,7 +99,7 @@ def up(ctx: Context, names: tuple[str, ...], recreate: bool, dry_run: bool, as_j
     for network, changes in operations.bring_networks_up(ctx, workspaces):
         for change in changes:
             ctx.progress(f"network {network}: {change}")
-    results = _in_parallel(lambda w: operations.up(ctx, w, force=recreate), workspaces)
+    results = in_parallel(lambda w: operations.up(ctx, w, force=recreate), workspaces)
     _report_up(results, as_json)
 
 
@@ -122,7 +122,7 @@ def down(ctx: Context, names: tuple[str, ...], as_json: bool) -> None:
     from ws import operations
 
     workspaces = _selected(ctx, names, default_autostart=False)
-    statuses = _in_parallel(lambda w: operations.down(ctx, w), workspaces)
+    statuses = in_parallel(lambda w: operations.down(ctx, w), workspaces)
     _report_states(workspaces, statuses, as_json)
 
 

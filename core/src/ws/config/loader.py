@@ -9,14 +9,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ws.config.resolved import EMBEDDED_SOURCE
 from ws.configfile import find_config
 from ws.errors import ConfigError, ConfigProblem, WsError
 
 if TYPE_CHECKING:
     from ws.config.resolved import Config
     from ws.plugins import Registry
-
-EMBEDDED_SOURCE = "embedded default configuration"
 
 
 def config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:

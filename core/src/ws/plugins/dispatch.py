@@ -76,10 +76,22 @@ class NetworkOwner:
         return self.registry.call_network(hook, self.network.name, network=self.network, ctx=self.ctx, **kwargs)
 
     def up(self) -> list[str]:
-        return list(self._call(hookspecs.ws_network_up) or [])
+        """The owner's up, then the network's agent (:mod:`ws.agents`) unless it runs."""
+        changes = list(self._call(hookspecs.ws_network_up) or [])
+        if self.network.agent is None:
+            return changes
+        from ws import agents
+
+        return changes + agents.ensure_running(self.network, self.ctx.state.root, self.ctx.config.file)
 
     def down(self) -> list[str]:
-        return list(self._call(hookspecs.ws_network_down) or [])
+        """The agent stops first (it uses what the owner's down removes)."""
+        changes = []
+        if self.network.agent is not None:
+            from ws import agents
+
+            changes = agents.stop(self.network, self.ctx.state.root)
+        return changes + list(self._call(hookspecs.ws_network_down) or [])
 
     def status(self) -> NetworkStatus:
         return self._call(hookspecs.ws_network_status)

@@ -39,6 +39,8 @@ class ServiceSpec:
     memory_mib: int | None = None
     notify: bool = False
     watchdog_sec: float | None = None
+    start_timeout: float | None = None
+    """How long a ``notify`` service may take to report ready (systemd's default is 90 s)."""
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,20 @@ def supervisor_for(state_dir: Path) -> Supervisor:
 
     ``WS_SUPERVISOR=detached`` forces the detached one (a host whose systemd should not run ws's services).
     """
-    import os
-
-    if os.environ.get("WS_SUPERVISOR") != "detached" and _systemd_available():
+    if uses_systemd():
         from ws.supervise.systemd import SystemdSupervisor
 
         return SystemdSupervisor()
     from ws.supervise.detached import DetachedSupervisor
 
     return DetachedSupervisor(state_dir / "run")
+
+
+def uses_systemd() -> bool:
+    """Whether services run as systemd units here (``WS_SUPERVISOR=detached`` forces the detached supervisor)."""
+    import os
+
+    return os.environ.get("WS_SUPERVISOR") != "detached" and _systemd_available()
 
 
 @functools.cache

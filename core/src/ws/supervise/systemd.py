@@ -42,6 +42,7 @@ class SystemdSupervisor:
                 cpus=spec.cpus,
                 memory_mib=spec.memory_mib,
                 watchdog_sec=spec.watchdog_sec,
+                start_timeout=spec.start_timeout,
             )
         except systemd.BusError as error:
             raise SupervisorError(f"cannot start {spec.name}: {error}") from None

@@ -31,6 +31,7 @@ def ws_workspace_types() -> list[WorkspaceType]:
             interface_prefix="wsi-",
             replaces_in_create=True,
             options_model="ws_plugin_incus.settings:IncusSettings",
+            host_services=("incus.service",),  # boot units start after the local daemon (no-op for a remote)
         )
     ]
 
