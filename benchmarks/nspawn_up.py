@@ -2,8 +2,8 @@
 
 1. ``ws up NAME`` from absent until it returns (sshd answers) against the raw ``systemd-nspawn --boot`` of the
    same tree with the same bridge, options and binds (the command line ws recorded, started directly), until
-   sshd sends its banner; runs interleaved, the raw boot on the root file system ws prepared (its cost of
-   preparing the tree is ws's own).
+   sshd sends its banner (seen by ws's own check); runs interleaved. Each raw boot gets a fresh tree, prepared
+   by ws's steps and not timed (preparing it is ws's own cost), so it is a first boot like ws's.
 2. ``ws up --recreate NAME`` of a running workspace.
 3. ``ws up`` of eight workspaces in one command against the same eight one after another.
 4. Disk used under ``<state_dir>/nspawn`` (base plus overlay upper directories) with eight running against one.
@@ -12,7 +12,7 @@ Goals: ws up <= 1.2x the raw boot; eight at once >= 1.5x faster; eight workspace
 Needs root; uses ws's cached image (``--images``, default the test cache) and its own state dir, bridge and
 10.216.X.0/24 subnet, removed at the end.
 
-    sudo .venv/bin/python benchmarks/nspawn_up.py [--runs 5]
+    sudo .venv/bin/python benchmarks/nspawn_up.py [--runs 7] [--ws /other/checkout/.venv/bin/ws]
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 WS = str(Path(sys.executable).with_name("ws"))
+"""The ws timed (``--ws``: another checkout's, for before/after figures against the same baseline)."""
 
 
 class Bench:
@@ -46,7 +46,8 @@ class Bench:
         for name in self.names:
             lines += [f"[workspaces.{name}]", 'type = "nspawn"']
         (self.root / "ws.toml").write_text("\n".join(lines) + "\n")
-        self.env = {**os.environ, "WS_CONFIG": str(self.root / "ws.toml"), "WS_PLUGINS": "nspawn"}
+        os.environ.update(WS_CONFIG=str(self.root / "ws.toml"), WS_PLUGINS="nspawn")  # also for fresh_tree
+        self.env = dict(os.environ)
 
     def ws(self, *args: str) -> None:
         subprocess.run([WS, *args], check=True, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -78,32 +79,37 @@ class Bench:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def wait_banner(ip: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"raw systemd-nspawn exited with {process.returncode}")
-        try:
-            with socket.create_connection((ip, 22), timeout=1) as connection:
-                connection.settimeout(1)
-                if connection.recv(4).startswith(b"SSH-"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.02)
-    raise SystemExit(f"raw systemd-nspawn: no sshd on {ip} within {timeout} s")
+def fresh_tree(bench: Bench) -> list[str]:
+    """Prepare the boot ``ws up bench`` would make (a new overlay with the provisioning bundle), untimed,
+    through ws's own steps; the nspawn command line ws recorded for it.
+
+    Every raw boot is a first boot like ws's: a tree booted before has its machine id and login user
+    already, and its guest would skip work that ws's boot does.
+    """
+    from ws.cli.common import CliState
+    from ws.images.prepare import prepare_image
+    from ws.preparation import CreateRequest
+
+    ctx = CliState().context()
+    workspace = ctx.workspace("bench")
+    attachment = ctx.network(workspace.network).attach(workspace)
+    image = prepare_image(ctx.config.core, ctx.state.root, workspace, ctx.registry.workspace_type("nspawn"), print)
+    ctx.backend(workspace).create(CreateRequest(attachment, image, ctx.provisioning(workspace, attachment)))
+    return bench.record("bench")["argv"]
 
 
 def raw_boot(bench: Bench, ip: str) -> float:
-    """Boot the tree ws prepared with ws's own nspawn command line, directly, until sshd answers.
+    """Boot a fresh tree with ws's own nspawn command line, directly, until sshd answers (ws's own check,
+    :func:`ws.readiness.wait_for_ssh`, so both are seen ready the same way).
 
     In a cgroup of its own, as any two nspawn containers on a host without systemd must be (they would share
     the cgroup nspawn hands to the container otherwise); making it is not timed.
     """
+    from ws.readiness import wait_for_ssh
     from ws.supervise import cgroups
 
-    argv = bench.record("bench")["argv"]
-    own = cgroups.create("wsn-bench-raw")
+    argv = fresh_tree(bench)
+    own, _limits = cgroups.create("wsn-bench-raw")
 
     def enter_cgroup() -> None:
         for path in own:
@@ -112,26 +118,26 @@ def raw_boot(bench: Bench, ip: str) -> float:
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True, preexec_fn=enter_cgroup)  # fmt: skip
-    wait_banner(ip, process)
-    elapsed = time.perf_counter() - start
-    process.terminate()
-    process.wait(timeout=60)
-    for path in own:
-        cgroups.kill(path)
-        cgroups.remove(path)
+    try:
+        wait_for_ssh(ip, 120, alive=lambda: process.poll() is None)
+    finally:
+        elapsed = time.perf_counter() - start
+        process.terminate()
+        process.wait(timeout=60)
+        for path in own:
+            cgroups.kill(path)
+            cgroups.remove(path)
     return elapsed
 
 
 def up_against_raw(bench: Bench, runs: int) -> tuple[list[float], list[float]]:
-    from ws.supervise import supervisor_for
-
     ip = bench.ip("bench")
     bench.ws("up", "bench")  # unpacks the base, brings the network up
     ws_times, raw_times = [], []
     for run in range(runs):
-        supervisor_for(bench.root).stop("ws-nspawn-bench")  # keep the prepared tree, stop ws's container
-        raw = raw_boot(bench, ip)
         bench.ws("down", "bench")
+        raw = raw_boot(bench, ip)
+        bench.ws("down", "bench")  # removes the raw boot's tree
         subprocess.run(["sync"], check=True)
         ws_time = bench.timed_ws("up", "bench")
         raw_times.append(raw)
@@ -141,10 +147,13 @@ def up_against_raw(bench: Bench, runs: int) -> tuple[list[float], list[float]]:
 
 
 def main() -> int:
+    global WS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--images", type=Path, default=Path("/var/tmp/ws-test-state/images"))
+    parser.add_argument("--ws", default=WS, help="the ws program to time (default: this venv's)")
     args = parser.parse_args()
+    WS = args.ws
     if os.geteuid() != 0:
         print("run as root (it creates a bridge and containers)", file=sys.stderr)
         return 2

@@ -54,6 +54,8 @@ class Context(Protocol):
     """``state.root``: ws's state directory; a plugin keeps its files under ``state.root / <plugin>``."""
     log: Any
     """A structlog logger (secrets redacted)."""
+    done: set[str]
+    """Work this command has done and need not repeat (keys a plugin chooses, prefixed with its name)."""
 
     def progress(self, message: str) -> None:
         """Tell the user what a long operation is doing (one short line; shown on stderr)."""

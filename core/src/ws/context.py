@@ -46,6 +46,9 @@ class Context:
     report_progress: Callable[[str], None] = field(default=_silent, repr=False)
     """Where :meth:`progress` messages go (the CLI prints them on stderr)."""
     _deferred: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    done: set[str] = field(default_factory=set, repr=False)
+    """Work this command has done and need not repeat (the sandbox network made sure of, by bridge): one
+    command lasts seconds, so what it checked stays checked for the rest of it."""
 
     @property
     def registry(self) -> Registry:

@@ -76,6 +76,14 @@ def configure_on_first_use(verbosity: int = 0, fmt: str = "auto") -> None:
 
 
 def get_logger(**context: Any) -> Any:
+    """A logger bound to ``context``. While the CLI's request is not applied yet, events below its level are
+    dropped without importing structlog: ``ws up`` by default logs nothing and does not pay for it."""
+    if _requested is not None:
+        return _PendingLogger(context)
+    return _structlog_logger(context)
+
+
+def _structlog_logger(context: dict[str, Any]) -> Any:
     import structlog
 
     global _requested
@@ -83,3 +91,33 @@ def get_logger(**context: Any) -> Any:
         requested, _requested = _requested, None
         configure(*requested)
     return structlog.get_logger("ws").bind(**context)
+
+
+_METHOD_LEVELS = {"debug": 10, "info": 20, "msg": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40}
+
+
+class _PendingLogger:
+    """Stands for structlog's logger until an event at the CLI's level is logged (then it becomes one)."""
+
+    def __init__(self, context: dict[str, Any]):
+        self._context = context
+        self._real: Any = None
+
+    def bind(self, **more: Any) -> Any:
+        return _PendingLogger({**self._context, **more}) if self._real is None else self._real.bind(**more)
+
+    def __getattr__(self, name: str) -> Any:
+        if self._real is None and _requested is not None and _METHOD_LEVELS.get(name, 100) < _requested_level():
+            return _ignore
+        if self._real is None:
+            self._real = _structlog_logger(self._context)
+        return getattr(self._real, name)
+
+
+def _requested_level() -> int:
+    verbosity, fmt = _requested or (0, "auto")
+    return LEVELS[max(-1, min(2, verbosity + (fmt == "json")))]
+
+
+def _ignore(*_args: Any, **_kwargs: Any) -> None:
+    return None

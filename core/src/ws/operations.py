@@ -87,7 +87,8 @@ def up(ctx: Context, workspace: Workspace, *, force: bool = False) -> UpResult:
         handle = backend.create(CreateRequest(attachment=attachment, image=image, bundle=bundle))
         ctx.progress(f"{workspace.name}: starting")
         backend.start(handle)
-        atomic_write(workspace.paths.root / APPLIED_FILE, json.dumps(parts, sort_keys=True).encode(), 0o644)
+        applied = json.dumps(parts, sort_keys=True).encode()
+        atomic_write(workspace.paths.root / APPLIED_FILE, applied, 0o644, durable=False)  # a reboot stops it
         ctx.all_plugins.workspace_started(workspace, attachment)
         reasons = ("forced",) if force and not changed else tuple(changed)
         return UpResult(workspace.name, action, backend.status(), reasons if action == "recreated" else ())

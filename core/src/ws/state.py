@@ -110,8 +110,12 @@ def write_leases(state_dir: Path, leases: dict[str, str]) -> None:
     atomic_write(state_dir / LEASES_FILE, (json.dumps(leases, indent=2, sort_keys=True) + "\n").encode(), 0o644)
 
 
-def atomic_write(path: Path, content: bytes, mode: int) -> None:
-    """Write via a temporary file in the same folder, fsync, rename: readers see old or new, never half."""
+def atomic_write(path: Path, content: bytes, mode: int, durable: bool = True) -> None:
+    """Write via a temporary file in the same folder, fsync, rename: readers see old or new, never half.
+
+    ``durable=False`` skips the fsync, for files that describe what a reboot ends anyway (a boot's record,
+    what a running workspace was created from): after a power loss they may be empty, never half-written
+    over the old content, and what they describe is gone."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -119,7 +123,8 @@ def atomic_write(path: Path, content: bytes, mode: int) -> None:
             file.write(content)
             file.flush()
             os.fchmod(file.fileno(), mode)
-            os.fsync(file.fileno())
+            if durable:
+                os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,7 +9,6 @@ from several threads at once).
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,6 +245,8 @@ def terminate_machine(name: str) -> bool:
 
 
 def _run(coroutine, timeout: float = 30.0):
+    import asyncio  # here, not above: hosts without systemd only ask systemd_is_init(), asyncio costs 20 ms
+
     return asyncio.run(asyncio.wait_for(coroutine, timeout))
 
 

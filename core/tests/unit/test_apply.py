@@ -87,6 +87,12 @@ def test_a_new_host_brings_up_the_network_and_exactly_the_autostart_workspaces(w
 
 def test_an_unchanged_host_is_left_alone(ws, state_dir) -> None:
     ws("apply")
+    assert ws("apply", "--dry-run").splitlines() == [
+        "network fakenet: up, unchanged",
+        "alpha: unchanged",
+        "beta: unchanged",
+        "gamma: left as it is (not autostart)",
+    ]
     before = len(fake_backends.calls(state_dir))
     assert ws("apply").splitlines() == [
         "network fakenet: up (no changes)",
@@ -124,13 +130,16 @@ def test_a_change_of_each_part_recreates_only_the_changed_workspace(ws, state_di
     assert actions(ws.plan())["alpha"] == ("unchanged", [])
 
 
-def test_a_rebuilt_image_recreates(ws, state_dir) -> None:
-    """The image part alone: the image recorded at the last ``up`` is not the one that would be used now."""
+@pytest.mark.parametrize("part", ["image", "attachment"])
+def test_a_part_that_changed_alone_recreates(ws, state_dir, part) -> None:
+    """One part alone differs from what the last ``up`` recorded: a rebuilt image, or an attachment the network
+    now describes differently (a configuration change moves the bundle with it: the guest's network settings)."""
     ws("apply")
     applied = state_dir / "workspaces" / "beta" / "applied.json"
     parts = json.loads(applied.read_text())
-    applied.write_text(json.dumps({**parts, "image": "an-older-build"}))
-    assert actions(ws.plan())["beta"] == ("recreate", ["image"])
+    applied.write_text(json.dumps({**parts, part: "an-older-one"}))
+    assert actions(ws.plan())["beta"] == ("recreate", [part])
+    assert actions(ws.plan())["alpha"] == ("unchanged", [])
     assert "beta: recreated, running" in ws("apply").splitlines()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 
 import fake_backends
 import pytest
@@ -132,3 +134,21 @@ def test_stdout_is_only_command_output_even_when_verbose(run_ws, write_config) -
     result = run_ws("-vv", "--config", str(path), "config", "show", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["workspaces"]["dev"]["type"] == "microvm"
+
+
+def test_events_below_the_cli_level_cost_no_structlog_import() -> None:
+    """The CLI's pending request filters events before structlog is imported; the first event at its level
+    configures logging as asked."""
+    program = """if True:
+        import json, sys
+        from ws import log
+        log.configure_on_first_use(0, "json")  # json asks for the events: info and up
+        logger = log.get_logger(workspace="dev").bind(step="up")
+        logger.debug("hidden", token="t0ps3cret")
+        print(json.dumps("structlog" in sys.modules), flush=True)
+        logger.info("shown", token="t0ps3cret")
+    """
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert result.stdout == "false\n"
+    (line,) = [json.loads(text) for text in result.stderr.splitlines()]
+    assert (line["event"], line["workspace"], line["step"], line["token"]) == ("shown", "dev", "up", log.REDACTED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pwd
@@ -151,3 +152,56 @@ def test_host_key_temporary_files_are_not_predictable(tmp_path):
         "ssh_host_ed25519_key",
         "ssh_host_ed25519_key.pub",
     ]
+
+
+def _keygen(path: Path, *options: str) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-N", "", "-C", "user's own key", *options, "-f", str(path)], check=True)
+    path.chmod(0o600)
+
+
+def test_a_host_key_made_by_ssh_keygen_is_read_as_ssh_keygen_reads_it(tmp_path):
+    """The public half comes from the key file itself (no cryptography import): as ``ssh-keygen -y`` says."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    _keygen(keys / "ssh_host_ed25519_key", "-t", "ed25519")
+    derived = subprocess.run(
+        ["ssh-keygen", "-y", "-f", str(keys / "ssh_host_ed25519_key")], capture_output=True, text=True
+    )
+    assert ensure_host_key(keys).split() == derived.stdout.split()[:2]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda key: _keygen(key, "-t", "rsa", "-b", "1024"), "is not an ed25519 key"),
+        (lambda key: subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", str(key)], check=True),
+         "cannot read .*encrypted"),
+        (lambda key: key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"),
+         "cannot read"),
+        (lambda key: key.write_bytes(b"\xff not a key"), "cannot read"),
+    ],
+)  # fmt: skip
+def test_host_keys_ssh_cannot_use_are_refused_with_a_sentence(tmp_path, make, message):
+    key = tmp_path / "ssh_host_ed25519_key"
+    make(key)
+    key.chmod(0o600)
+    with pytest.raises(WsError, match=message):
+        ensure_host_key(tmp_path)
+
+
+def test_a_host_key_whose_halves_disagree_is_refused(tmp_path):
+    """The clear public key must be the one inside the private section (a spliced file is not used)."""
+    ensure_host_key(tmp_path / "a")
+    ensure_host_key(tmp_path / "b")
+    a, b = ((tmp_path / name / "ssh_host_ed25519_key").read_text().splitlines() for name in ("a", "b"))
+    raw_a, raw_b = base64.b64decode("".join(a[1:-1])), base64.b64decode("".join(b[1:-1]))
+    # The outer public blob sits at the same offset in both (same lengths); take b's into a.
+    start = raw_a.index(b"\x00\x00\x00\x0bssh-ed25519")
+    spliced = raw_a[:start] + raw_b[start : start + 51] + raw_a[start + 51 :]
+    body = base64.b64encode(spliced).decode()
+    (tmp_path / "c").mkdir()
+    key = tmp_path / "c" / "ssh_host_ed25519_key"
+    key.write_text(f"{a[0]}\n{body}\n{a[-1]}\n")
+    key.chmod(0o600)
+    with pytest.raises(WsError, match="public key does not match"):
+        ensure_host_key(tmp_path / "c")

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 from ws.errors import WsError
 from ws.readiness import wait_for_ssh
 
 
-def _server(banner: bytes | None):
+@contextlib.contextmanager
+def _server(banner: bytes | None) -> Iterator[int]:
+    """A local listener that sends ``banner`` to every connection (or holds it silent); yields its port.
+    The serving thread is joined before the socket closes, so it never accepts on a closed socket."""
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
     stop = threading.Event()
 
     def serve():
-        listener.settimeout(0.1)
         while not stop.is_set():
             try:
                 connection, _ = listener.accept()
@@ -29,30 +35,56 @@ def _server(banner: bytes | None):
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    return listener, stop
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
 
 
 def test_returns_once_sshd_sends_its_banner():
-    listener, stop = _server(b"SSH-2.0-OpenSSH_9.2\r\n")
-    try:
-        waited = wait_for_ssh("127.0.0.1", 5, lambda: "unused", port=listener.getsockname()[1])
-        assert 0 <= waited < 5
-    finally:
-        stop.set()
-        listener.close()
+    with _server(b"SSH-2.0-OpenSSH_9.2\r\n") as port:
+        waited = wait_for_ssh("127.0.0.1", 5, lambda: "unused", port=port)
+    assert 0 <= waited < 5
 
 
 def test_a_listener_without_a_banner_times_out_with_the_console_lines():
-    listener, stop = _server(None)
-    try:
-        expected = "did not answer on 127.0.0.1:[0-9]+ within 1 s; last console lines:\nboot stuck here"
-        with pytest.raises(WsError, match=expected):
-            wait_for_ssh("127.0.0.1", 1, lambda: "boot stuck here", port=listener.getsockname()[1])
-    finally:
-        stop.set()
-        listener.close()
+    expected = "did not answer on 127.0.0.1:[0-9]+ within 1 s; last console lines:\nboot stuck here"
+    with _server(None) as port, pytest.raises(WsError, match=expected):
+        wait_for_ssh("127.0.0.1", 1, lambda: "boot stuck here", port=port)
 
 
 def test_an_instance_that_stopped_fails_at_once():
     with pytest.raises(WsError, match="the guest stopped before sshd answered; last console lines:\nkernel panic"):
         wait_for_ssh("127.0.0.1", 60, lambda: "kernel panic", port=1, alive=lambda: False)
+
+
+def test_a_late_sshd_is_seen_within_a_poll_interval():
+    """Refused until sshd listens, then the banner (sent in two parts) is seen at once, not a second later."""
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # the port is free: connections are refused until the late server binds it
+    ready_at: list[float] = []
+
+    def late_server():
+        time.sleep(0.3)
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            ready_at.append(time.monotonic())
+            connection, _ = listener.accept()
+            with connection:
+                connection.sendall(b"SS")
+                time.sleep(0.05)
+                connection.sendall(b"H-2.0-OpenSSH_9.2\r\n")
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=late_server, daemon=True)
+    thread.start()
+    wait_for_ssh("127.0.0.1", 5, port=port)
+    assert time.monotonic() - ready_at[0] < 0.5
+    thread.join()
+
+
+def test_a_wrong_greeting_is_not_ready():
+    with _server(b"HTTP/1.1 400 Bad Request\r\n") as port, pytest.raises(WsError, match="did not answer"):
+        wait_for_ssh("127.0.0.1", 0.5, port=port)

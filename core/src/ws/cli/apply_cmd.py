@@ -66,8 +66,10 @@ def apply(ctx: Context, dry_run: bool, prune: bool, as_json: bool) -> None:
 
 def _print_plan(the_plan: ApplyPlan, units: dict | None) -> None:
     for network in the_plan.networks:
-        what = "would be brought up" if network.action == "up" else "up"
-        click.echo(f"network {network.name}: {what} ({network.reason})")
+        if network.action == "up":
+            click.echo(f"network {network.name}: would be brought up ({network.reason})")
+        else:
+            click.echo(f"network {network.name}: up, unchanged")
     for step in the_plan.workspaces:
         why = ", ".join(reason for reason in step.reasons if reason)
         click.echo(f"{step.name}: {WHAT[step.action]}" + (f" ({why})" if why else ""))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +54,8 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def _embedded_default(registry: Registry) -> dict[str, Any]:
+    from importlib import resources  # only here: the import costs every other load 5 ms
+
     from ws.hints import first_party_first
 
     text = resources.files("ws.config").joinpath("default.toml").read_text()

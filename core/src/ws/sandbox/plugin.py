@@ -69,8 +69,10 @@ def ws_network_status(network: Network, ctx: Context) -> NetworkStatus:
 
 @hookimpl
 def ws_network_attach(network: Network, workspace: Workspace, ctx: Context) -> NetworkAttachment:
-    """Bring the sandbox network up if it is not (a cheap no-op when it is), so ``ws up`` alone suffices."""
-    ensure_sandbox(ctx)
+    """Bring the sandbox network up if this command has not made sure of it yet (``ws up`` brings networks
+    up before its workspaces), so attaching alone suffices; the host files are written again either way, as
+    the workspace's host key may be new since (``ws up`` makes it just before attaching)."""
+    ensure_sandbox(ctx, network_checked=_done_key(ctx) in ctx.done)
     return network.attachment()
 
 
@@ -79,15 +81,26 @@ def ws_network_describe(network: Network, workspace: Workspace, ctx: Context) ->
     return network.attachment()
 
 
-def ensure_sandbox(ctx: Context) -> list[str]:
-    """Create or repair the sandbox network and the host files naming the workspaces; return the changes."""
+def ensure_sandbox(ctx: Context, network_checked: bool = False) -> list[str]:
+    """Create or repair the sandbox network (unless ``network_checked``: this command did a moment ago) and
+    the host files naming the workspaces; return the changes."""
     from ws.network import hostfiles, sandbox
 
     settings = ctx.config.core.network
     with ctx.lock("network", settings.bridge):
-        unmanaged = {f"{wtype.interface_prefix}*" for wtype in ctx.registry.types.values()}
-        ports = sandbox.port_bindings(ctx.config.workspaces.values())
-        changes = sandbox.ensure_up(settings, ctx.state.root, ctx.log, unmanaged=unmanaged, ports=ports).changes
+        changes = []
+        if not network_checked:
+            unmanaged = {f"{wtype.interface_prefix}*" for wtype in ctx.registry.types.values()}
+            ports = sandbox.port_bindings(ctx.config.workspaces.values())
+            changes = list(
+                sandbox.ensure_up(settings, ctx.state.root, ctx.log, unmanaged=unmanaged, ports=ports).changes
+            )
         entries = hostfiles.entries_for(ctx.config.workspaces.values())
         known_hosts = hostfiles.known_hosts_path(ctx.state.root)
-        return [*changes, *hostfiles.sync_host_files(entries, str(ctx.state.root), known_hosts=known_hosts)]
+        changes = [*changes, *hostfiles.sync_host_files(entries, str(ctx.state.root), known_hosts=known_hosts)]
+    ctx.done.add(_done_key(ctx))
+    return changes
+
+
+def _done_key(ctx: Context) -> str:
+    return f"sandbox up: {ctx.config.core.network.bridge}"

@@ -5,8 +5,9 @@ One interface, two implementations chosen per host by :func:`supervisor_for`:
 * where systemd is PID 1 and its bus answers, a transient unit per service (``ws.supervise.systemd``): cgroup
   limits, watchdog and the journal come from systemd;
 * elsewhere (containers, CI hosts) a detached process (``ws.supervise.detached``): double-forked into its own
-  session, a pid file that records the process start time (a reused pid is never mistaken for the service), output
-  appended to the service's log file.
+  session and cgroups (with the cpu and memory limits written there, where the host's cgroups allow), a pid file
+  that records the process start time (a reused pid is never mistaken for the service), output appended to the
+  service's log file.
 
 Status is always read from the real process (or unit), never from a cache.
 """
@@ -25,8 +26,10 @@ class ServiceSpec:
     """What to run. ``name`` is unique per host (``ws-nspawn-dev``); under systemd it is ``<name>.service``.
 
     ``environment`` is the child's whole environment apart from ``PATH`` (ws's own is not inherited, so a secret
-    in it never reaches a child). ``cpus``/``memory_mib`` and ``notify``/``watchdog_sec`` are applied by the
-    systemd supervisor; the detached one has no cgroup manager and records them only.
+    in it never reaches a child). ``cpus``/``memory_mib`` are the unit's ``CPUQuota``/``MemoryMax`` under
+    systemd; the detached supervisor writes them into the service's own cgroups where the host's cgroup
+    hierarchies allow (:mod:`ws.supervise.cgroups`) and reports what applies in :attr:`ServiceStatus.limits`.
+    ``notify``/``watchdog_sec`` need systemd.
     """
 
     name: str
@@ -48,6 +51,9 @@ class ServiceStatus:
     running: bool
     pid: int | None = None
     started_at: float | None = None  # seconds since the epoch
+    limits: tuple[str, ...] = ()
+    """What applies of the spec's ``cpus``/``memory_mib``, one sentence each (the detached supervisor's; under
+    systemd they are the unit's properties)."""
 
 
 class SupervisorError(Exception):

@@ -6,7 +6,15 @@ the container's root) then collide with each other. A cgroup of its own also let
 left behind (``cgroup.kill``), such as a container whose nspawn was killed.
 
 Layout: ``<hierarchy mount>/ws.supervise/<name>/`` in every cgroup2 mount and the v1 ``name=systemd``
-hierarchy that are writable. No controllers are enabled: resource limits are systemd's job.
+hierarchy that are writable.
+
+Resource limits (a service's ``cpus`` and ``memory_mib``, which systemd applies where it runs the host) are
+written here for the detached supervisor, each in the first hierarchy that has its controller: cgroup2
+(``cpu.max``, ``memory.max``; the controller is enabled in the ``subtree_control`` of the mount's root and of
+``ws.supervise``, so only ws's own cgroups get it below the root) or else a writable cgroup v1 hierarchy of
+that controller, as on hybrid hosts (``cpu.cfs_quota_us``, ``memory.limit_in_bytes``, in a
+``ws.supervise/<name>`` folder there too). The service joins every folder before it execs, so everything
+it starts (nspawn's guest included) is counted against the limits.
 """
 
 from __future__ import annotations
@@ -15,13 +23,29 @@ import contextlib
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PARENT = "ws.supervise"
+CPU_PERIOD = 100_000
+"""Microseconds; a quota of ``cpus * CPU_PERIOD`` per period is ``cpus`` cores' worth of time."""
 
 
-def hierarchies() -> list[Path]:
-    """Mount points of the cgroup2 hierarchy and of the v1 ``name=systemd`` one, where mounted read-write."""
+@dataclass(frozen=True)
+class Limit:
+    """How one limit is applied: the controller's folder for the service, and the files to write there."""
+
+    controller: str  # "cpu" or "memory"
+    hierarchy: str  # "cgroup2" or "cgroup v1"
+    folder: Path
+    files: tuple[tuple[str, str], ...]
+
+    def describe(self) -> str:
+        return ", ".join(f"{name}={value}" for name, value in self.files) + f" ({self.hierarchy})"
+
+
+def mounts() -> list[tuple[str, set[str], Path]]:
+    """Read-write cgroup mounts: (``cgroup2`` or ``cgroup``, the v1 mount's controllers and name, mount point)."""
     found = []
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
@@ -30,15 +54,21 @@ def hierarchies() -> list[Path]:
     for line in lines:
         before, _, after = line.partition(" - ")
         fields, fs = before.split(), after.split()
-        if len(fs) < 3 or "rw" not in fields[5].split(","):
+        if len(fs) < 3 or "rw" not in fields[5].split(",") or fs[0] not in ("cgroup2", "cgroup"):
             continue
-        if fs[0] == "cgroup2" or (fs[0] == "cgroup" and "name=systemd" in fs[2].split(",")):
-            found.append(Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])))
+        point = Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+        found.append((fs[0], set(fs[2].split(",")) if fs[0] == "cgroup" else set(), point))
     return found
 
 
-def create(name: str) -> list[Path]:
-    """The service's cgroup folders, created (one per hierarchy; none where that is not possible)."""
+def hierarchies() -> list[Path]:
+    """Mount points of the cgroup2 hierarchy and of the v1 ``name=systemd`` one, where mounted read-write."""
+    return [point for fs, options, point in mounts() if fs == "cgroup2" or "name=systemd" in options]
+
+
+def create(name: str, cpus: float | None = None, memory_mib: int | None = None) -> tuple[list[Path], list[str]]:
+    """The service's cgroup folders, created (one per hierarchy; none where that is not possible), with the
+    limits written; and what applies, one sentence per limit (a limit no hierarchy can take says so)."""
     made = []
     for mount in hierarchies():
         path = mount / PARENT / name
@@ -47,7 +77,65 @@ def create(name: str) -> list[Path]:
         except OSError:
             continue
         made.append(path)
-    return made
+    applied = []
+    for limit in planned_limits(name, cpus, memory_mib):
+        if isinstance(limit, str):
+            applied.append(limit)
+            continue
+        try:
+            _apply(limit)
+        except OSError as error:
+            applied.append(f"{limit.controller}: not applied ({error.strerror or error})")
+            if limit.folder not in made:
+                remove(limit.folder)
+            continue
+        if limit.folder not in made:
+            made.append(limit.folder)
+        applied.append(f"{limit.controller}: {limit.describe()}")
+    return made, applied
+
+
+def planned_limits(name: str, cpus: float | None, memory_mib: int | None) -> list[Limit | str]:
+    """Where each asked limit would go (a sentence instead where no writable hierarchy has its controller)."""
+    asked = []
+    if cpus is not None:
+        quota = max(1000, round(cpus * CPU_PERIOD))
+        asked.append(("cpu", (("cpu.max", f"{quota} {CPU_PERIOD}"),),
+                      (("cpu.cfs_period_us", str(CPU_PERIOD)), ("cpu.cfs_quota_us", str(quota)))))  # fmt: skip
+    if memory_mib is not None:
+        size = str(memory_mib * 2**20)
+        asked.append(("memory", (("memory.max", size),), (("memory.limit_in_bytes", size),)))
+    found = mounts()
+    return [_plan(name, controller, v2_files, v1_files, found) for controller, v2_files, v1_files in asked]
+
+
+def _plan(name: str, controller: str, v2_files: tuple, v1_files: tuple, found: list) -> Limit | str:
+    for fs, _options, point in found:
+        if fs == "cgroup2" and controller in _words(point / "cgroup.controllers"):
+            return Limit(controller, "cgroup2", point / PARENT / name, v2_files)
+    for fs, options, point in found:
+        if fs == "cgroup" and controller in options:
+            return Limit(controller, "cgroup v1", point / PARENT / name, v1_files)
+    return f"{controller}: not applied (no writable cgroup hierarchy has the {controller} controller)"
+
+
+def _apply(limit: Limit) -> None:
+    if limit.hierarchy == "cgroup2":
+        root = limit.folder.parent.parent
+        for folder in (root, root / PARENT):  # the controller must be enabled on every level above the service
+            folder.mkdir(exist_ok=True)
+            if limit.controller not in _words(folder / "cgroup.subtree_control"):
+                (folder / "cgroup.subtree_control").write_text(f"+{limit.controller}")
+    limit.folder.mkdir(parents=True, exist_ok=True)
+    for file, value in limit.files:
+        (limit.folder / file).write_text(value)
+
+
+def _words(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
 
 
 def has_processes(path: Path) -> bool:

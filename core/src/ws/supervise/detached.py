@@ -47,9 +47,10 @@ class DetachedSupervisor:
             raise SupervisorError(f"cannot start {spec.name}: {spec.argv[0]} not found")
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+        folders, limits = cgroups.create(spec.name, spec.cpus, spec.memory_mib)
         request = {
             "argv": [program, *spec.argv[1:]],
-            "cgroups": [str(path) for path in cgroups.create(spec.name)],
+            "cgroups": [str(path) for path in folders],
             "environment": environment,
             "log_file": str(spec.log_file),
             "record_file": str(record_file),
@@ -59,6 +60,7 @@ class DetachedSupervisor:
                 "stop_signal": int(spec.stop_signal),
                 "stop_timeout": spec.stop_timeout,
                 "started_at": time.time(),
+                "limits": limits,
             },
         }
         request["record"]["cgroups"] = request["cgroups"]
@@ -127,7 +129,8 @@ class DetachedSupervisor:
         record = self._read(name)
         if record is None or "pid" not in record or not is_same_process(record["pid"], record["ticks"]):
             return ServiceStatus(running=False)
-        return ServiceStatus(running=True, pid=record["pid"], started_at=record.get("started_at"))
+        limits = tuple(record.get("limits", ()))
+        return ServiceStatus(running=True, pid=record["pid"], started_at=record.get("started_at"), limits=limits)
 
     def logs(self, name: str, lines: int | None = None) -> str:
         record = self._read(name)

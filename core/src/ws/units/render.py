@@ -4,7 +4,8 @@ Every unit runs a ``ws`` command, so the command line stays the single source of
 
 * ``ws-networks.service`` (oneshot): ``ws network up`` for the networks the autostart workspaces use,
   after ``network-online.target`` and ``nftables.service``; reloaded with nftables.service (its
-  ``ExecReload`` runs the same command, which restores ws's tables after a ruleset flush) and restarted
+  ``ExecReload`` runs the same command: the backstop that restores ws's tables after a ruleset flush when
+  the network's own guard, :mod:`ws.network.guard`, has not already done so within a second) and restarted
   with it (``PartOf``); wanted by nftables.service, so starting it again after a stop brings them back.
 * ``ws-agent-NETWORK.service`` for a network whose record asks for an agent (:class:`ws.types.NetworkAgent`):
   ``Type=notify``, ``WatchdogSec``, restarted with back-off, after the networks unit.

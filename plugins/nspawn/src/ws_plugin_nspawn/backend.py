@@ -25,7 +25,7 @@ from ws_plugin_nspawn import machine, rootfs, uidrange
 
 if TYPE_CHECKING:
     from ws.api import Context, CreateRequest, NetnsRef, Workspace
-    from ws.supervise import Supervisor
+    from ws.supervise import ServiceStatus, Supervisor
 
     from ws_plugin_nspawn.settings import NspawnSettings
 
@@ -98,7 +98,8 @@ def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> None:
     log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     log.unlink(missing_ok=True)  # the console of this boot only
     log.touch(mode=0o600)
-    rootfs.remove_unused_bases(ctx.state.root, image.name, keep=_bases_in_use(ctx.state.root))
+    # Old bases (a removal takes seconds) go once the command's workspaces run, not before this one boots.
+    ctx.defer(lambda: rootfs.remove_unused_bases(ctx.state.root, image.name, keep=_bases_in_use(ctx.state.root)))
 
 
 def start(ctx: Context, workspace: Workspace) -> None:
@@ -155,9 +156,11 @@ def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
     extra = {"service": service_name(workspace), "supervisor": sup.kind, "machine": workspace.name}
     if current.running:
         detail = f"machine {workspace.name}, {sup.kind} service {service_name(workspace)} (pid {current.pid})"
+        limits = _limits(workspace, sup, current)
         return WorkspaceStatus(
-            State.RUNNING, detail, ip=workspace.ip, image=record.get("image"), started_at=current.started_at,
-            extra={**extra, "pid": current.pid, "uid_shift": record.get("uid_shift")},
+            State.RUNNING, "; ".join([detail, *limits]), ip=workspace.ip, image=record.get("image"),
+            started_at=current.started_at,
+            extra={**extra, "pid": current.pid, "uid_shift": record.get("uid_shift"), "limits": limits},
         )  # fmt: skip
     if record.get("uid_shift") and machine.processes_in_range(record["uid_shift"]):
         detail = "nspawn is gone but its guest still runs (ws down or ws up cleans it away)"
@@ -167,6 +170,14 @@ def status(ctx: Context, workspace: Workspace) -> WorkspaceStatus:
             State.STOPPED, "not running; its last boot's files remain (ws down removes them)", extra=extra
         )
     return WorkspaceStatus(State.ABSENT, f"no machine {workspace.name}", extra=extra)
+
+
+def _limits(workspace: Workspace, sup: Supervisor, current: ServiceStatus) -> list[str]:
+    """What applies of the workspace's cpus and memory: the unit's properties under systemd, else what the
+    detached supervisor could write into the service's cgroups."""
+    if workspace.cpus is None and workspace.memory_mib is None:
+        return []
+    return ["limits: the unit's CPUQuota and MemoryMax"] if sup.kind == "systemd" else list(current.limits)
 
 
 def read_record(ctx: Context, workspace: Workspace) -> dict | None:
@@ -244,4 +255,4 @@ def _program(settings: NspawnSettings) -> str:
 def _write_record(path: Path, record: dict) -> None:
     from ws.state import atomic_write
 
-    atomic_write(path, (json.dumps(record, indent=2) + "\n").encode(), 0o600)
+    atomic_write(path, (json.dumps(record, indent=2) + "\n").encode(), 0o600, durable=False)  # a boot's: ephemeral

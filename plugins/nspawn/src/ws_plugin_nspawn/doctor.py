@@ -52,9 +52,24 @@ def checks(ctx: Context) -> list[DoctorCheck]:
         detail = "systemd over D-Bus: transient units, machined, the journal"
         result.append(DoctorCheck("nspawn: supervisor", CheckStatus.OK, detail))
     else:
-        detail = "systemd is not PID 1: detached processes with pid files; cpus and memory limits are not applied"
-        result.append(DoctorCheck("nspawn: supervisor", CheckStatus.WARN if used else CheckStatus.OK, detail))
+        result.append(_detached_check(ctx))
     return result
+
+
+def _detached_check(ctx: Context) -> DoctorCheck:
+    """The detached supervisor, and through which cgroup hierarchy it can apply ``cpus`` and ``memory``."""
+    from ws.supervise import cgroups
+
+    plans = cgroups.planned_limits("doctor", 1.0, 1)
+    applied = [f"{plan.controller} through {plan.hierarchy}" for plan in plans if isinstance(plan, cgroups.Limit)]
+    missing = [plan for plan in plans if isinstance(plan, str)]
+    detail = "systemd is not PID 1: detached processes with pid files, own cgroups"
+    detail += f"; cpus and memory limits: {', '.join(applied)}" if applied else ""
+    detail += f"; {'; '.join(missing)}" if missing else ""
+    limited = any(
+        w.type == "nspawn" and (w.cpus is not None or w.memory_mib is not None) for w in ctx.config.workspaces.values()
+    )
+    return DoctorCheck("nspawn: supervisor", CheckStatus.WARN if missing and limited else CheckStatus.OK, detail)
 
 
 def _program_check(program: str, bad: CheckStatus) -> DoctorCheck:

@@ -23,7 +23,7 @@ import pytest
 TEST_STATE = Path("/var/tmp/ws-test-state")
 WS = Path(sys.executable).with_name("ws")
 USER, UID = "wsuser", 1234
-WORKSPACES = ("life", "crash", "par1", "par2", "par3", "par4")
+WORKSPACES = ("life", "crash", "par1", "par2", "par3", "par4", "lim")
 
 
 @dataclass
@@ -36,6 +36,8 @@ class NsEnv:
     token: str
     names: list[str] = field(default_factory=list)
     extra_config: str = ""
+    workspace_keys: dict[str, list[str]] = field(default_factory=dict)
+    """More ``key = value`` lines of a workspace's table, by workspace name."""
 
     user: str = USER
     uid: int = UID
@@ -117,7 +119,7 @@ class NsEnv:
             "inherit_host = false",
         ]
         for name in self.names:
-            lines += [f"[workspaces.{name}]", 'type = "nspawn"']
+            lines += [f"[workspaces.{name}]", 'type = "nspawn"', *self.workspace_keys.get(name, [])]
         self.config.write_text("\n".join(lines) + "\n" + self.extra_config)
 
 
