@@ -59,6 +59,7 @@ def ensure_running(network: Network, state_dir: Path, config: Path | None) -> li
         watchdog_sec=network.agent.watchdog_sec,
         start_timeout=network.agent.start_timeout,
         stop_timeout=network.agent.stop_timeout,
+        restart_sec=2.0,
     )
     try:
         pid = supervisor.start(spec)

@@ -68,6 +68,16 @@ def systemd_version() -> str:
     return _run(_call(SYSTEMD, SYSTEMD_PATH, PROPERTIES, "Get", "ss", [MANAGER, "Version"]))[0].value
 
 
+def major_version() -> int:
+    """systemd's release number (``252`` of ``252.30-1~deb12u2``), 0 if it cannot be read."""
+    head = systemd_version().split(".")[0].split("~")[0]
+    return int(head) if head.isdigit() else 0
+
+
+BACKOFF_VERSION = 254
+"""The first systemd with RestartSteps= and RestartMaxDelaySec= (increasing restart delays)."""
+
+
 def start_transient_service(
     name: str,
     argv: list[str],
@@ -81,13 +91,15 @@ def start_transient_service(
     memory_mib: int | None = None,
     watchdog_sec: float | None = None,
     start_timeout: float | None = None,
+    restart_sec: float | None = None,
     delegate: bool = True,
 ) -> None:
     """``StartTransientUnit`` of ``name`` (``*.service``): output to the journal, collected once it stops.
 
     ``KillMode=mixed``: the stop signal goes to the main process (nspawn shuts its container down cleanly),
     SIGKILL to the whole cgroup after ``stop_timeout``. ``Delegate``: the service may manage its own cgroup
-    subtree, which nspawn needs for the container's payload.
+    subtree, which nspawn needs for the container's payload. ``restart_sec``: restarted whenever it exits
+    (never given up), the delay growing in steps to 5 min where systemd supports it.
     """
     from dbus_fast import Variant
 
@@ -113,6 +125,14 @@ def start_transient_service(
         properties.append(["WatchdogUSec", Variant("t", int(watchdog_sec * USEC))])
     if start_timeout is not None:  # how long a Type=notify service may take to send READY=1
         properties.append(["TimeoutStartUSec", Variant("t", int(start_timeout * USEC))])
+    if restart_sec is not None:
+        properties += [
+            ["Restart", Variant("s", "always")],
+            ["RestartUSec", Variant("t", int(restart_sec * USEC))],
+            ["StartLimitIntervalUSec", Variant("t", 0)],
+        ]
+        if major_version() >= BACKOFF_VERSION:
+            properties += [["RestartSteps", Variant("u", 8)], ["RestartMaxDelayUSec", Variant("t", 300 * USEC)]]
     _run(
         _call(SYSTEMD, SYSTEMD_PATH, MANAGER, "StartTransientUnit", "ssa(sv)a(sa(sv))", [name, "fail", properties, []])
     )

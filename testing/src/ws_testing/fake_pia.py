@@ -183,6 +183,10 @@ class Spec:
     port_lifetime_days: float = 60.0
     pad_to: int = 1200
     """PIA's list is long; a list below 1000 bytes means failure, so the fake pads its JSON to this size."""
+    wg_interface: str | None = None
+    """A real WireGuard interface of the fake's namespace (the VM tier): addKey adds the client's key to it as
+    a peer (``wg set``) and answers with its public key ``wg_public_key``. None: a random server key."""
+    wg_public_key: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Spec:
@@ -385,13 +389,21 @@ class FakePia:
                 raise ValueError
         except ValueError:
             return {"status": "ERROR", "message": "invalid public key"}
+        peer_ip = f"10.{secrets.randbelow(200) + 10}.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 2}"
+        server_key = base64.b64encode(secrets.token_bytes(32)).decode()
+        if self.spec.wg_interface is not None:
+            import subprocess
+
+            command = ["wg", "set", self.spec.wg_interface, "peer", query["pubkey"], "allowed-ips", f"{peer_ip}/32"]
+            subprocess.run(command, check=True, capture_output=True, timeout=10)
+            server_key = str(self.spec.wg_public_key)
         return {
             "status": "OK",
-            "server_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "server_key": server_key,
             "server_port": self.spec.wg_port,
             "server_ip": server.ip,
             "server_vip": server.vip,
-            "peer_ip": f"10.{secrets.randbelow(200) + 10}.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 2}",
+            "peer_ip": peer_ip,
             "peer_pubkey": query["pubkey"],
             "dns_servers": DNS_SERVERS,
         }

@@ -44,6 +44,9 @@ class ServiceSpec:
     watchdog_sec: float | None = None
     start_timeout: float | None = None
     """How long a ``notify`` service may take to report ready (systemd's default is 90 s)."""
+    restart_sec: float | None = None
+    """Restart it whenever it exits, after this delay growing in steps (systemd supervisor only: the
+    detached one restarts nothing; the next ``ws network up`` starts it again)."""
 
 
 @dataclass(frozen=True)

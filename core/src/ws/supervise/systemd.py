@@ -43,6 +43,7 @@ class SystemdSupervisor:
                 memory_mib=spec.memory_mib,
                 watchdog_sec=spec.watchdog_sec,
                 start_timeout=spec.start_timeout,
+                restart_sec=spec.restart_sec,
             )
         except systemd.BusError as error:
             raise SupervisorError(f"cannot start {spec.name}: {error}") from None

@@ -62,8 +62,7 @@ def current_invocation(ctx: Context, environ: dict[str, str] | None = None) -> I
     invoker: tuple[tuple[str, str], ...] = ()
     if environ.get("SUDO_USER") not in (None, "", "root"):
         invoker = tuple((key, environ[key]) for key in INVOKER_VARIABLES if environ.get(key))
-    version = systemd.systemd_version()
-    return Invocation(str(program), config, invoker, int(version.split(".")[0].split("~")[0] or 0))
+    return Invocation(str(program), config, invoker, systemd.major_version())
 
 
 def _ws_program() -> Path:

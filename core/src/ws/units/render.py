@@ -21,14 +21,13 @@ from dataclasses import dataclass
 
 from ws import agents, operations
 from ws.context import Context
+from ws.systemd import BACKOFF_VERSION
 from ws.types import Network, Workspace
 
 NETWORKS_UNIT = "ws-networks.service"
 HEADER_MARK = "# Written by `ws systemd install`"
 """How every unit file ws writes begins: ws removes only files that do."""
 HEADER = HEADER_MARK + " from {config}; `ws apply` keeps it current. Edits are overwritten.\n"
-BACKOFF_SYSTEMD = 254
-"""The first systemd with RestartSteps= and RestartMaxDelaySec= (increasing restart delays)."""
 
 
 def workspace_unit(name: str) -> str:
@@ -109,7 +108,7 @@ def _agent_unit(network: Network, invocation: Invocation) -> str:
         "TimeoutStopSec": f"{network.agent.stop_timeout:g}s",
         "Restart": "always",
     }
-    if invocation.systemd_version >= BACKOFF_SYSTEMD:
+    if invocation.systemd_version >= BACKOFF_VERSION:
         service |= {"RestartSec": "2s", "RestartSteps": "8", "RestartMaxDelaySec": "5min"}
     else:
         service["RestartSec"] = "15s"  # no increasing delays before systemd 254: a fixed, moderate one

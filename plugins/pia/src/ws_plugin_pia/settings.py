@@ -9,10 +9,11 @@ by the hooks (pydantic is heavy), never at start-up.
 from __future__ import annotations
 
 import os
+import re
 import stat
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from ws.errors import WsError
@@ -26,6 +27,20 @@ REQUIRED_KEYS = ("username", "password_file", "ca_file")
 
 FilePath = Annotated[Path, Field(strict=False)]
 Address = Annotated[IPv4Address, Field(strict=False)]
+Subnet = Annotated[IPv4Network, Field(strict=False)]
+INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+
+class ForwardTarget(BaseModel):
+    """``[pia.receive_forwarded_port]``: the one service workspace PIA's forwarded port is DNATed to."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    workspace: str
+    """A workspace on the VPN network."""
+    protocol: Literal["tcp", "udp", "both"] = "both"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """The port the workspace listens on; unset: the same number PIA forwards."""
 
 
 class PiaSettings(BaseModel):
@@ -60,6 +75,37 @@ class PiaSettings(BaseModel):
     bind_retries: int = Field(default=3, ge=0)
     """How often a timed-out ``bindPort`` is retried (with doubling back-off) before the attempt fails."""
 
+    # --- the VPN network (part 2) ---
+    bridge: str = "br-vpn"
+    subnet: Subnet = IPv4Network("10.100.0.0/24")
+    host_address: Address = IPv4Address("10.100.0.1")
+    """The host's address on the bridge (ssh and ``ws exec`` reach service workspaces from here)."""
+    endpoint_address: Address = IPv4Address("10.100.0.2")
+    """The VPN endpoint namespace's address: the service workspaces' gateway and DNS server."""
+    namespace: str = "ws-vpn"
+    """The network namespace of the VPN endpoint (``/run/netns/NAME``)."""
+    interface: str = "piaw"
+    """The WireGuard interface (created in the host namespace, moved into ``namespace``)."""
+    mtu: int = Field(default=1420, ge=1280, le=1500)
+    receive_forwarded_port: ForwardTarget | None = None
+    on_port_forwarded: list[str] | None = None
+    """A command (argv) run on the host with ``PORT`` and ``TARGET_IP`` set when the port is first bound or
+    changes."""
+    renew_days: float = Field(default=30.0, gt=0)
+    """A new session (token, key, server) this often; PIA's sessions and port signatures last about two
+    months."""
+    handshake_timeout: float = Field(default=180.0, gt=0)
+    """A WireGuard handshake older than this ..."""
+    health_failures: int = Field(default=3, ge=1)
+    """... on this many consecutive checks makes the agent reconnect."""
+    health_interval: float = Field(default=60.0, gt=0)
+    """Seconds between the agent's checks (handshake, port binding, renewal due)."""
+    verify_url: str = "https://ipinfo.io/ip"
+    """``ws vpn verify`` fetches this through the tunnel and from the host: it answers the caller's public
+    address, which must differ."""
+    wait_for_name: str = "www.privateinternetaccess.com"
+    """Service workspaces start their sshd once this name resolves through the tunnel."""
+
     @field_validator("username")
     @classmethod
     def _username(cls, value: str | None) -> str | None:
@@ -93,6 +139,25 @@ class PiaSettings(BaseModel):
         if not value.startswith("https://"):
             raise ValueError(f"{value!r} must start with https:// (PIA's API is only used over verified TLS)")
         return value
+
+    @field_validator("bridge", "namespace", "interface")
+    @classmethod
+    def _interface_name(cls, value: str) -> str:
+        if not INTERFACE_NAME.match(value):
+            raise ValueError(f"{value!r} is not a usable interface name (1-15 of letters, digits, '_.-')")
+        return value
+
+    @model_validator(mode="after")
+    def _addresses(self) -> PiaSettings:
+        usable = set(self.subnet.hosts())
+        for key in ("host_address", "endpoint_address"):
+            if getattr(self, key) not in usable:
+                raise ValueError(f"{key} {getattr(self, key)} is not a host address of subnet {self.subnet}")
+        if self.host_address == self.endpoint_address:
+            raise ValueError("host_address and endpoint_address must differ")
+        if self.receive_forwarded_port is not None and not self.port_forward:
+            raise ValueError("receive_forwarded_port needs port_forward = true")
+        return self
 
     @model_validator(mode="after")
     def _complete(self) -> PiaSettings:

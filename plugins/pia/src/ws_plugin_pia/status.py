@@ -33,7 +33,7 @@ def report(settings: PiaSettings, paths: PiaPaths) -> dict[str, Any]:
         "forwarded_port": portforward.current_port(paths),
         "port_expires_at": forward.expires_at.isoformat() if forward else None,
         "port_bound_at": forward.bound_at.isoformat() if forward and forward.bound_at else None,
-        "tunnel": "not managed yet (the VPN network comes with part 2)",
+        "tunnel": _tunnel(paths),
     }
 
 
@@ -45,3 +45,10 @@ def age(seconds: int | None) -> str:
     if seconds < 86400:
         return f"{seconds // 3600} h {seconds % 3600 // 60} min"
     return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def _tunnel(paths: PiaPaths) -> dict[str, Any] | None:
+    """The agent's last report: state, handshake age, last error (None before the agent ever ran)."""
+    from ws_plugin_pia.store import read_json
+
+    return read_json(paths.agent)

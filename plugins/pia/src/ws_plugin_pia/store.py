@@ -22,6 +22,11 @@ class PiaPaths:
         return cls(state_dir / "pia")
 
     @property
+    def state_dir(self) -> Path:
+        """ws's state directory (the bridge's owner mark names it)."""
+        return self.root.parent
+
+    @property
     def token(self) -> Path:
         return self.root / "token.json"
 
@@ -36,6 +41,11 @@ class PiaPaths:
     @property
     def port_forward(self) -> Path:
         return self.root / "port-forward.json"
+
+    @property
+    def agent(self) -> Path:
+        """The VPN agent's last report (state, last error, handshake age), read by ``ws vpn status``."""
+        return self.root / "agent.json"
 
 
 def write_private(path: Path, content: bytes) -> None:

@@ -181,7 +181,7 @@ def test_fresh_connect_from_host_namespace_and_password_stays_secret(service, ru
     scanner = ProcScanner()
     scanner.start()
     try:
-        result = run_ws("-v", "--log-format", "json", "vpn", "renew", region="auto", port_forward=True)
+        result = run_ws("-v", "--log-format", "json", "vpn", "renew", "--no-tunnel", region="auto", port_forward=True)
     finally:
         scanner.stop.set()
         scanner.join()
@@ -199,7 +199,7 @@ def test_fresh_connect_from_host_namespace_and_password_stays_secret(service, ru
 
 def test_port_forward_state_survives_restarts_and_refreshes(service, run_ws) -> None:
     def renew() -> dict[str, Any]:
-        result = run_ws("vpn", "renew", "--json", region="swiss", port_forward=True)
+        result = run_ws("vpn", "renew", "--no-tunnel", "--json", region="swiss", port_forward=True)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
@@ -229,15 +229,15 @@ def test_port_forward_state_survives_restarts_and_refreshes(service, run_ws) -> 
 def test_untrusted_ca_wrong_cn_and_tampered_list_are_refused(service, run_ws, tmp_path) -> None:
     other = tmp_path / "other-ca.crt"
     other.write_bytes(fake_module.TestCA("another CA").pem)
-    untrusted = run_ws("vpn", "renew", ca_file=str(other), region="swiss")
+    untrusted = run_ws("vpn", "renew", "--no-tunnel", ca_file=str(other), region="swiss")
     assert untrusted.returncode == 1
     assert "certificate is not valid for 'serverlist.pia.test' under the configured ca_file" in untrusted.stderr
     start = len(service.calls())
-    impostor = run_ws("vpn", "renew", region="impostor_land")
+    impostor = run_ws("vpn", "renew", "--no-tunnel", region="impostor_land")
     assert impostor.returncode == 1 and "not valid for 'imp406'" in impostor.stderr, impostor.stderr
     assert service.counts(start)["addKey"] == 0
     service.fault(("serverlist", "tamper"))
-    tampered = run_ws("vpn", "renew", region="swiss")
+    tampered = run_ws("vpn", "renew", "--no-tunnel", region="swiss")
     assert tampered.returncode == 1 and "signature does not verify" in tampered.stderr
     assert "Traceback" not in untrusted.stderr + impostor.stderr + tampered.stderr
 
@@ -286,6 +286,8 @@ def test_auto_takes_the_region_whose_meta_server_answers_first(
     assert 0 < rows[other]["latency_ms"] < 500
     assert rows["gone"]["latency_ms"] is None and rows["gone"]["offline"]
     assert list(rows).index(other) < list(rows).index(region)  # fastest first
-    chosen = run_ws("vpn", "renew", "--force", "--json", region="auto", port_forward=True, latency_timeout=1.8)
+    chosen = run_ws(
+        "vpn", "renew", "--no-tunnel", "--force", "--json", region="auto", port_forward=True, latency_timeout=1.8
+    )
     assert chosen.returncode == 0, chosen.stderr
     assert json.loads(chosen.stdout)["detail"].startswith(f"region {other},")

@@ -109,14 +109,22 @@ def test_status_before_any_session(ws, table) -> None:
     result = ws(table, "vpn", "status")
     assert result.exit_code == 0 and "no PIA session yet (ws vpn renew makes one)" in result.stdout
     assert "token:       - (age -)" in result.stdout
+    assert "tunnel:      ws-agent-vpn not running; it never reported (ws network up vpn starts it)" in result.stdout
+    assert json.loads(ws(table, "vpn", "status", "vpn", "--json").stdout)["agent_running"] is False
+
+
+@pytest.mark.parametrize("command", ["status", "run", "renew", "verify"])
+def test_a_network_the_plugin_does_not_own_is_a_usage_error(ws, table, command) -> None:
+    result = ws(table, "vpn", command, "sandbox")
+    assert result.exit_code == 2 and "ws-plugin-pia owns the network vpn, not 'sandbox'" in result.stderr
 
 
 def test_renew_then_status_masks_secrets(ws, fake, table, tmp_path) -> None:
-    renewed = ws(table, "vpn", "renew")
+    renewed = ws(table, "vpn", "renew", "--no-tunnel")
     assert renewed.exit_code == 0, renewed.stderr
     assert renewed.stdout.startswith("renewed: region swiss, server zurich401")
-    assert ws(table, "vpn", "renew").stdout.startswith("unchanged: ")
-    forced = ws(table, "vpn", "renew", "--force", "--json")
+    assert ws(table, "vpn", "renew", "--no-tunnel").stdout.startswith("unchanged: ")
+    forced = ws(table, "vpn", "renew", "--no-tunnel", "--force", "--json")
     assert json.loads(forced.stdout)["action"] == "renewed"
     status = ws(table, "vpn", "status")
     as_json = ws(table, "vpn", "status", "--json")
@@ -167,3 +175,28 @@ def test_doctor_reports_untrusted_ca(ws, fake, table, other_ca) -> None:
     result = ws({**table, "ca_file": other_ca}, "doctor", "--json")
     checks = {check["name"]: check for check in json.loads(result.stdout)}
     assert checks["pia: server list"]["status"] == "fail" and "not valid for" in checks["pia: server list"]["detail"]
+
+
+def test_installed_units_run_the_vpn_agent_and_bind_its_service_workspaces(table, write_config, tmp_path) -> None:
+    """What ``ws systemd install`` writes for a vpn service workspace (rendered; the VM tier installs them)."""
+    from ws.context import load_context
+    from ws.plugins import PluginManager
+    from ws.units.render import Invocation, render
+
+    config = write_config(table)
+    config.write_text(
+        config.read_text()
+        + '[user]\nname = "alice"\nuid = 1500\ngid = 1500\nauthorized_keys = []\n'
+        + '[workspaces.torrent]\ntype = "nspawn"\nnetwork = "vpn"\nautostart = true\n'
+    )
+    plugins = PluginManager(environ={"WS_PLUGINS": "pia,nspawn"}).load()
+    ctx = load_context(config, plugins, environ={})
+    units = render(ctx, Invocation("/usr/bin/ws", str(config), (), 257))
+    assert sorted(units) == ["ws-agent-vpn.service", "ws-networks.service", "ws-workspace-torrent.service"]
+    agent = units["ws-agent-vpn.service"]
+    assert f"ExecStart=/usr/bin/ws --config {config} vpn run vpn\n" in agent
+    assert "Type=notify\n" in agent and "WatchdogSec=300s\n" in agent and "TimeoutStartSec=600s\n" in agent
+    workspace = units["ws-workspace-torrent.service"]
+    assert "BindsTo=ws-agent-vpn.service\n" in workspace
+    assert "After=network-online.target ws-networks.service ws-agent-vpn.service\n" in workspace
+    assert f"ExecStart=/usr/bin/ws --config {config} network up vpn\n" in units["ws-networks.service"]

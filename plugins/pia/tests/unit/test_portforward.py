@@ -189,7 +189,7 @@ def test_renew_follows_a_changed_region(fake, make_settings, paths) -> None:
 def test_renew_replaces_a_month_old_session(fake, settings, paths) -> None:
     renewal.renew(settings, paths)
     data = json.loads(paths.session.read_text())
-    data["created_at"] = (datetime.now(UTC) - renewal.SESSION_LIFETIME).isoformat()
+    data["created_at"] = (datetime.now(UTC) - timedelta(days=30)).isoformat()
     paths.session.write_text(json.dumps(data))
     assert renewal.renew(settings, paths).action == "renewed"
     assert fake.count("addKey") == 2 and fake.count("getSignature") == 0
