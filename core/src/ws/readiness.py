@@ -24,7 +24,9 @@ from ws.errors import WsError
 
 POLL = 0.02
 ATTEMPT_TIMEOUT = 2.0
-"""How long one attempt may take to connect and send the banner before it is given up."""
+"""How long one attempt may take to connect before it is given up."""
+BANNER_TIMEOUT = 30.0
+"""How long a connected attempt may wait for the banner (sshd forks for each connection: seconds in a TCG VM)."""
 SSH_PORT = 22
 BANNER = b"SSH-"
 
@@ -87,11 +89,22 @@ class _Attempts:
         self.selector.close()
 
     def open(self) -> None:
-        """Start one more attempt, and give up those older than :data:`ATTEMPT_TIMEOUT`."""
+        """Start one more attempt unless one is connected and waiting for the banner; give up those that did
+        not connect within :data:`ATTEMPT_TIMEOUT` or sent no banner within :data:`BANNER_TIMEOUT`.
+
+        Once sshd accepts, more connections would only queue up behind it: on a slow guest (TCG) each costs
+        sshd a fork and counts against its ``MaxStartups``, and a new one every poll kept a microVM's sshd from
+        ever answering (seen: 230 connections in flight, none answered)."""
         now = time.monotonic()
+        connected = False
         for key in list(self.selector.get_map().values()):
-            if now - key.data[0] > ATTEMPT_TIMEOUT:
+            started, read = key.data
+            if now - started > (ATTEMPT_TIMEOUT if read is None else BANNER_TIMEOUT):
                 self._drop(key.fileobj)
+            elif read is not None:
+                connected = True
+        if connected:
+            return
         try:
             if self.target is None:
                 info = socket.getaddrinfo(self.address, self.port, type=socket.SOCK_STREAM)[0]

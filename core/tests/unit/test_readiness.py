@@ -88,3 +88,32 @@ def test_a_late_sshd_is_seen_within_a_poll_interval():
 def test_a_wrong_greeting_is_not_ready():
     with _server(b"HTTP/1.1 400 Bad Request\r\n") as port, pytest.raises(WsError, match="did not answer"):
         wait_for_ssh("127.0.0.1", 0.5, port=port)
+
+
+def test_a_slow_banner_is_waited_for_on_one_connection():
+    """sshd in a TCG guest accepts, then takes seconds to send its banner: the first connection is kept past the
+    connect timeout and no more pile up behind it (each would cost the guest a fork)."""
+    connections: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.1)
+        port = listener.getsockname()[1]
+        stop = threading.Event()
+
+        def slow_sshd():
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    connections.append(listener.accept()[0])
+                    if len(connections) == 1:
+                        threading.Timer(2.5, connections[0].sendall, [b"SSH-2.0-OpenSSH_9.2\r\n"]).start()
+
+        thread = threading.Thread(target=slow_sshd, daemon=True)
+        thread.start()
+        try:
+            waited = wait_for_ssh("127.0.0.1", 10, lambda: "unused", port=port)
+        finally:
+            stop.set()
+            thread.join()
+            for connection in connections:
+                connection.close()
+    assert 2.4 < waited < 5
+    assert len(connections) == 1

@@ -2,7 +2,7 @@
 
 On the hosts this project runs on /dev/kvm exists but KVM guests die (qemu aborts on "failed to set MSR"
 with ``-cpu host``, or stops on "KVM internal error" with its default CPU), so KVM is probed by booting the
-image's kernel alone (it must get as far as its "no root file system" panic) and TCG is the
+image's kernel alone with core's probe (:mod:`ws.kvm`, shared with the microVM backend) and TCG is the
 fallback. ``WS_VM_ACCEL=kvm|tcg`` skips the probe.
 """
 
@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import functools
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -22,7 +21,6 @@ from pathlib import Path
 from ws_testing.image import Image, check_tools
 
 QEMU = "qemu-system-x86_64"
-KVM_PROBE_SECONDS = 30
 # Units the tests never need are masked in the image itself (image.MASKED_UNITS), not per boot here.
 KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off panic=-1"
 
@@ -58,26 +56,11 @@ def choose_accel(image: Image, workdir: Path) -> str:
 
 
 def kvm_works(image: Image, workdir: Path) -> bool:
-    """Boot the kernel alone under KVM: it works if the kernel reaches its "cannot mount root" panic."""
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK) or shutil.which(QEMU) is None:
-        return False  # a missing qemu is reported by start(), with what to install
-    log = workdir / "kvm-probe.log"
-    argv = [
-        QEMU, "-accel", "kvm", "-cpu", "host", "-m", "256", "-nodefaults", "-display", "none", "-no-reboot",
-        "-kernel", str(image.kernel), "-append", "console=ttyS0 panic=-1 root=/dev/nonexistent",
-        "-chardev", f"file,id=console,path={log}", "-serial", "chardev:console",
-    ]  # fmt: skip
-    errors = workdir / "kvm-probe.err"
-    with open(errors, "wb") as err:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
-    deadline = time.monotonic() + KVM_PROBE_SECONDS
-    while time.monotonic() < deadline and process.poll() is None and b"KVM internal error" not in errors.read_bytes():
-        time.sleep(0.2)
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    text = log.read_text(errors="replace") if log.exists() else ""
-    return "Kernel panic" in text and "VFS" in text
+    """Boot the kernel alone under KVM (core's probe): it works if the kernel reaches its "cannot mount root"
+    panic."""
+    from ws.kvm import kvm_works as probe
+
+    return probe(QEMU, image.kernel, workdir)
 
 
 def start(image: Image, workdir: Path, accel: str, code_share: Path, cpus: int = 2, memory_mib: int = 2048) -> Qemu:

@@ -1,0 +1,1 @@
+"""ws-plugin-microvm: ephemeral qemu microVMs for ws (see docs/backends/microvm.md)."""
