@@ -98,12 +98,11 @@ def test_bindport_timeouts_back_off_then_succeed(fake, make_settings, paths, con
 
 
 def test_bindport_gives_up_after_its_retries(fake, make_settings, paths, connected) -> None:
-    settings = make_settings(request_timeout=0.3)
-    _maintain(settings, paths, connected)
-    fake.add_fault("bindPort", "slow", seconds=0.6, times=2)
+    _maintain(make_settings(), paths, connected)  # signature and token cached, at the default timeout
+    fake.add_fault("bindPort", "slow", seconds=2.0, times=2)  # twice the timeout: a loaded host stays clear
     sleeps: list[float] = []
     with pytest.raises(PiaTimeout, match="binding the forwarded port"):
-        _maintain(settings, paths, connected, sleeps, retries=1)
+        _maintain(make_settings(request_timeout=1.0), paths, connected, sleeps, retries=1)
     assert sleeps == [0.25]
 
 
