@@ -151,8 +151,8 @@ def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> Boot:
 
 
 def start(ctx: Context, workspace: Workspace, boot: Boot | None) -> None:
-    from ws.readiness import wait_for_ssh
-    from ws.supervise import ServiceSpec, SupervisorError
+    from ws.supervise import ServiceSpec
+    from ws.supervise.guest import start_guest
 
     settings = settings_for(ctx, workspace)
     record = read_record(ctx, workspace)
@@ -165,16 +165,7 @@ def start(ctx: Context, workspace: Workspace, boot: Boot | None) -> None:
     spec = ServiceSpec(name=name, argv=argv, log_file=folder / "qemu.log", stop_timeout=KILL_TIMEOUT)
     if record["accel"] == "tcg":
         ctx.progress(f"{workspace.name}: booting under TCG (no usable KVM here): this takes minutes")
-    try:
-        sup.start(spec)
-    except SupervisorError as exc:
-        raise WsError(str(exc)) from None
-    wait_for_ssh(
-        workspace.ip,
-        settings.ready_timeout,
-        lambda: _failure_text(folder, sup, name),
-        alive=lambda: sup.status(name).running,
-    )
+    start_guest(sup, spec, workspace.ip, settings.ready_timeout, lambda: _failure_text(folder, sup, name))
 
 
 def stop(ctx: Context, workspace: Workspace) -> None:

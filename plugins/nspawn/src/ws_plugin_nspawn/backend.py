@@ -103,8 +103,8 @@ def create(ctx: Context, workspace: Workspace, request: CreateRequest) -> None:
 
 
 def start(ctx: Context, workspace: Workspace) -> None:
-    from ws.readiness import wait_for_ssh
-    from ws.supervise import ServiceSpec, SupervisorError
+    from ws.supervise import ServiceSpec
+    from ws.supervise.guest import start_guest
 
     settings = settings_for(ctx, workspace)
     record = read_record(ctx, workspace)
@@ -120,15 +120,12 @@ def start(ctx: Context, workspace: Workspace) -> None:
         cpus=workspace.cpus,
         memory_mib=workspace.memory_mib,
     )
-    try:
-        sup.start(spec)
-    except SupervisorError as exc:
-        raise WsError(str(exc)) from None
-    wait_for_ssh(
+    start_guest(
+        sup,
+        spec,
         workspace.ip,
         settings.ready_timeout,
         lambda: sup.logs(name, LOG_LINES).rstrip() or "(the console log is empty)",
-        alive=lambda: sup.status(name).running,
     )
 
 
