@@ -101,3 +101,9 @@ def run_ws(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
         )
 
     return run
+
+
+def ok(result) -> object:
+    """The CliRunner result of a command that must succeed (its output shown when it did not)."""
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+    return result

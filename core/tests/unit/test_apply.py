@@ -8,6 +8,8 @@ import json
 import fake_backends
 import pytest
 
+from conftest import ok
+
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKEY1 alice@laptop"
 BASE = f"""
 [user]
@@ -30,11 +32,6 @@ autostart = true
 type = "microvm"
 network = "fakenet"
 """
-
-
-def ok(result) -> object:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
-    return result
 
 
 @pytest.fixture

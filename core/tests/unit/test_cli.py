@@ -14,7 +14,7 @@ from ws.cli.access_cmd import ssh_argv
 from ws.context import load_context
 from ws.plugins import PluginManager
 
-from conftest import CORE_ALONE
+from conftest import CORE_ALONE, ok
 
 THREE = """
 [workspaces.alpha]
@@ -32,11 +32,6 @@ network = "fakenet"
 @pytest.fixture
 def three(write_config):
     return write_config(THREE)
-
-
-def ok(result) -> object:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
-    return result
 
 
 # --- general ------------------------------------------------------------------------------------------

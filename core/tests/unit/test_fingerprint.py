@@ -15,6 +15,8 @@ from ws.provision import build_bundle
 from ws.provision.user import LoginUser
 from ws.types import NetworkAttachment
 
+from conftest import ok
+
 LAPTOP = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKEY1 alice@laptop"
 PHONE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKEY2 alice@phone"
 BASE = f"""
@@ -28,11 +30,6 @@ authorized_keys = ["{LAPTOP}", "{PHONE}"]
 type = "incus"
 network = "fakenet"
 """
-
-
-def ok(result) -> object:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
-    return result
 
 
 def up(cli_invoke, config) -> str:
