@@ -141,10 +141,14 @@ def of_process(pid: int) -> list[Path]:
     Raises OSError when the process is gone. ``/proc/PID/cgroup`` and the mounts are both seen from this
     process's cgroup namespace, so the paths join.
     """
-    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    return folders_of(Path(f"/proc/{pid}/cgroup").read_text())
+
+
+def folders_of(membership: str) -> list[Path]:
+    """The folders named by the lines of a ``/proc/PID/cgroup`` text, in the hierarchies mounted read-write."""
     found = mounts()
     folders = []
-    for line in lines:
+    for line in membership.splitlines():
         number, controllers, path = line.split(":", 2)
         names = set(controllers.split(",")) - {""}
         for fs, options, point in found:
