@@ -61,13 +61,18 @@ def test_nspawn_lifecycle_through_systemd_and_machined(vm, image_in_vm) -> None:
     assert f"Unit=ws-nspawn-{NAME}.service" in machine and "Class=container" in machine
     assert NAME in vm.succeed("machinectl list --no-legend")
 
-    # One ws exec for four promises (each ws command costs seconds under TCG): the login user, the guest's
-    # own user namespace over the boot's id range, every first-boot step having run, and the exit status.
+    # One ws exec for five promises (each ws command costs seconds under TCG): the login user, the guest's
+    # own user namespace over the boot's id range, every first-boot step having run, the command in the
+    # cgroup of the guest's PID 1 (inside the unit's, so its limits hold; seen from the guest's cgroup
+    # namespace, a cgroup outside it would read /../..), and the exit status.
     shift = json.loads(vm.succeed(f"cat {STATE}/nspawn/machines/{NAME}/record.json"))["uid_shift"]
-    script = "id -u; cat /proc/self/uid_map; systemctl show -p Result --value ws-firstboot.service; exit 7"
+    script = "id -u; cat /proc/self/uid_map; systemctl show -p Result --value ws-firstboot.service; "
+    script += "cat /proc/self/cgroup /proc/1/cgroup; exit 7"
     result = vm.execute(f"ws --config {CONFIG} exec {NAME} -- sh -c '{script}'", 120)
     assert result.status == 7, result.stderr
-    assert result.stdout.split() == ["1234", "0", str(shift), "65536", "success"]
+    *identity, own_cgroup, init_cgroup = result.stdout.split()
+    assert identity == ["1234", "0", str(shift), "65536", "success"]
+    assert own_cgroup == init_cgroup and ".." not in own_cgroup, result.stdout
     assert "ws-firstboot" in ws(vm, "logs", NAME)
     assert "ws-firstboot" in vm.succeed(f"journalctl -u ws-nspawn-{NAME}.service --no-pager -o cat")
 

@@ -126,12 +126,15 @@ class _Attempts:
         while (left := end - time.monotonic()) > 0 and self.selector.get_map():
             for key, _events in self.selector.select(left):
                 connection, data = key.fileobj, key.data
+                if connection.fileno() < 0:  # dropped below while this batch was being read
+                    continue
                 if data[1] is None:  # connecting: writable means connected or refused
                     if connection.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
                         self._drop(connection)
                     else:
                         data[1] = b""
                         self.selector.modify(connection, selectors.EVENT_READ, data)
+                        self._drop_connecting()
                     continue
                 try:
                     chunk = connection.recv(len(BANNER) - len(data[1]))
@@ -145,6 +148,15 @@ class _Attempts:
         if not self.selector.get_map():
             time.sleep(max(0.0, end - time.monotonic()))
         return False
+
+    def _drop_connecting(self) -> None:
+        """Give up the attempts still connecting once one has connected. Their SYNs were lost while the guest
+        had no address yet; their retransmissions would now connect one after another and each cost sshd a
+        child: seen under load, some twenty at once kept sshd past its ``MaxStartups`` for a moment after
+        ``ws up``, and the user's first ssh was dropped ("Connection reset by peer")."""
+        for key in list(self.selector.get_map().values()):
+            if key.data[1] is None:
+                self._drop(key.fileobj)
 
     def _drop(self, connection) -> None:
         self.selector.unregister(connection)

@@ -1,4 +1,5 @@
-"""Where the detached supervisor writes cpus and memory, on a cgroup2 host and on a hybrid (v1) host.
+"""Where the detached supervisor writes cpus and memory, on a cgroup2 host and on a hybrid (v1) host, and how
+a process started later (ws exec) finds and joins a service's cgroups.
 
 The files are a folder tree standing in for the cgroup mounts; the root tier checks the limits on this host's
 real cgroups with a real container (plugins/nspawn/tests/root/test_limits.py). This covers the cgroup2 path,
@@ -68,3 +69,27 @@ def test_only_asked_limits_are_planned_and_a_missing_controller_is_said(tmp_path
     expected = [] if cpus is None else ["cpu: not applied (no writable cgroup hierarchy has the cpu controller)"]
     assert applied == expected
     assert not (root / "ws.supervise" / "ws-nspawn-c" / "cpu.max").exists()
+
+
+def test_cgroups_of_a_process_are_found_where_mounted_read_write_and_joined(tmp_path, monkeypatch):
+    unified, cpu, named = tmp_path / "unified", tmp_path / "cpu,cpuacct", tmp_path / "systemd"
+    monkeypatch.setattr(
+        cgroups,
+        "mounts",
+        lambda: [
+            ("cgroup2", set(), unified),
+            ("cgroup", {"rw", "cpu", "cpuacct"}, cpu),
+            ("cgroup", {"rw", "name=systemd"}, named),
+        ],
+    )
+    service = "/ws.supervise/ws-nspawn-d"
+    membership = f"9:name=systemd:{service}/payload/init.scope\n8:pids:/\n2:cpu,cpuacct:{service}\n0::{service}/x\n"
+    folders = cgroups.folders_of(membership)  # pids: not mounted read-write here, so not joined
+    assert folders == [named / f"{service[1:]}/payload/init.scope", cpu / service[1:], unified / f"{service[1:]}/x"]
+    for folder in folders:
+        folder.mkdir(parents=True)
+        (folder / "cgroup.procs").write_text("")
+    cgroups.join(folders)
+    assert all((folder / "cgroup.procs").read_text() == "0" for folder in folders)
+    with pytest.raises(OSError):
+        cgroups.join([tmp_path / "gone"])

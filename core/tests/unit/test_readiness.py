@@ -117,3 +117,36 @@ def test_a_slow_banner_is_waited_for_on_one_connection():
                 connection.close()
     assert 2.4 < waited < 5
     assert len(connections) == 1
+
+
+def test_attempts_still_connecting_are_given_up_once_one_connects():
+    """A guest without its address yet loses the SYNs of every attempt; once it answers, their retransmissions
+    would each connect and cost sshd a child (past MaxStartups under load). Here the listener's full accept
+    queue loses the SYNs for 0.5 s, then sshd accepts and sends its banner a second later (after the
+    retransmissions): one connection reaches it."""
+    accepted: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        port = listener.getsockname()[1]
+        fillers = [socket.create_connection(("127.0.0.1", port), timeout=5)]  # backlog 0: the queue is full
+        stop = threading.Event()
+
+        def slow_sshd():
+            time.sleep(0.5)
+            listener.settimeout(0.1)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    connection = listener.accept()[0]
+                    accepted.append(connection)
+                    threading.Timer(1.0, connection.sendall, [b"SSH-2.0-OpenSSH_9.2\r\n"]).start()
+
+        thread = threading.Thread(target=slow_sshd, daemon=True)
+        thread.start()
+        try:
+            wait_for_ssh("127.0.0.1", 10, port=port)
+            time.sleep(1.2)  # the retransmissions of any attempt left would arrive by now
+        finally:
+            stop.set()
+            thread.join()
+            for connection in [*accepted, *fillers]:
+                connection.close()
+    assert len(accepted) - len(fillers) == 1, len(accepted)

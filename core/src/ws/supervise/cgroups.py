@@ -15,6 +15,10 @@ written here for the detached supervisor, each in the first hierarchy that has i
 that controller, as on hybrid hosts (``cpu.cfs_quota_us``, ``memory.limit_in_bytes``, in a
 ``ws.supervise/<name>`` folder there too). The service joins every folder before it execs, so everything
 it starts (nspawn's guest included) is counted against the limits.
+
+A process started later from outside the service (``ws exec`` entering a container) inherits the cgroups of
+whoever started it, not the service's: :func:`of_process` finds the cgroups of one of the service's processes
+and :func:`join` moves the new process there before it execs, so it is counted and limited like them.
 """
 
 from __future__ import annotations
@@ -129,6 +133,43 @@ def _apply(limit: Limit) -> None:
     limit.folder.mkdir(parents=True, exist_ok=True)
     for file, value in limit.files:
         (limit.folder / file).write_text(value)
+
+
+def of_process(pid: int) -> list[Path]:
+    """The folders of ``pid``'s cgroups in every read-write hierarchy mounted here (cgroup2 and each v1 one).
+
+    Raises OSError when the process is gone. ``/proc/PID/cgroup`` and the mounts are both seen from this
+    process's cgroup namespace, so the paths join.
+    """
+    return folders_of(Path(f"/proc/{pid}/cgroup").read_text())
+
+
+def folders_of(membership: str) -> list[Path]:
+    """The folders named by the lines of a ``/proc/PID/cgroup`` text, in the hierarchies mounted read-write."""
+    found = mounts()
+    folders = []
+    for line in membership.splitlines():
+        number, controllers, path = line.split(":", 2)
+        names = set(controllers.split(",")) - {""}
+        for fs, options, point in found:
+            if (fs == "cgroup2" and number == "0") or (fs == "cgroup" and names and names <= options):
+                folders.append(point / path.lstrip("/"))
+                break
+    return folders
+
+
+def join(folders: list[Path]) -> None:
+    """Move the calling process into every folder of ``folders`` (one per hierarchy, from :func:`of_process`).
+
+    Meant for between fork and exec (``subprocess``'s ``preexec_fn``): it imports nothing and takes no lock.
+    Raises OSError if a folder refuses the process.
+    """
+    for folder in folders:
+        fd = os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
 
 
 def _words(path: Path) -> list[str]:

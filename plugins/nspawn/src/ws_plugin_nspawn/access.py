@@ -3,8 +3,11 @@
 ``exec`` enters every namespace of the guest's PID 1 with ``nsenter`` (user namespace included, so it starts
 as the guest's root, not the host's) and drops to the login user with the guest's own ``setpriv
 --init-groups`` (``doas`` needs the user's ``wheel`` membership), in the work folder, with a clean
-environment. Its exit status is the command's. ``logs`` prints the console of the current or last boot (the
-log file, or the unit's journal under systemd); ``-f`` follows it.
+environment. Before it execs, the command joins the cgroups of the guest's PID 1 in every hierarchy (below
+the service's limit cgroups under the detached supervisor, below the unit's under systemd), so it is counted
+and limited like the guest's own processes instead of staying in the cgroups of whoever ran ``ws``. Its exit
+status is the command's. ``logs`` prints the console of the current or last boot (the log file, or the
+unit's journal under systemd); ``-f`` follows it.
 """
 
 from __future__ import annotations
@@ -26,10 +29,8 @@ if TYPE_CHECKING:
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def exec_argv(ctx: Context, workspace: Workspace, command: list[str]) -> list[str]:
-    init = backend.leader(ctx, workspace)
-    if init is None:
-        raise WsError(f"workspace {workspace.name} is not running (start it with: ws up {workspace.name})")
+def exec_argv(ctx: Context, init: int, command: list[str]) -> list[str]:
+    """Enter the namespaces of the guest's PID 1 ``init`` and run ``command`` there as the login user."""
     user = ctx.login_user
     environment = [
         f"HOME={user.home}", f"USER={user.name}", f"LOGNAME={user.name}", "LANG=C.UTF-8", "SHELL=/bin/bash",
@@ -44,9 +45,23 @@ def exec_argv(ctx: Context, workspace: Workspace, command: list[str]) -> list[st
 
 
 def exec_command(ctx: Context, workspace: Workspace, command: list[str], interactive: bool) -> int:
-    """Run ``command`` (a login shell if empty) as the login user. nsenter hands ws's own terminal (or pipes)
-    to the command as they are, so ``interactive`` needs nothing more."""
-    return subprocess.run(exec_argv(ctx, workspace, command), check=False).returncode
+    """Run ``command`` (a login shell if empty) as the login user, in the guest's cgroups. nsenter hands ws's
+    own terminal (or pipes) to the command as they are, so ``interactive`` needs nothing more."""
+    from ws.supervise import cgroups
+
+    init = backend.leader(ctx, workspace)
+    try:
+        folders = cgroups.of_process(init) if init is not None else None
+    except OSError:
+        folders = None  # the guest stopped meanwhile
+    if init is None or folders is None:
+        raise WsError(f"workspace {workspace.name} is not running (start it with: ws up {workspace.name})")
+    try:
+        run = subprocess.run(exec_argv(ctx, init, command), preexec_fn=lambda: cgroups.join(folders), check=False)
+    except subprocess.SubprocessError:  # join refused: the command would escape the workspace's limits
+        where = ", ".join(map(str, folders))
+        raise WsError(f"cannot run the command in the cgroups of {workspace.name}'s guest ({where})") from None
+    return run.returncode
 
 
 def logs(ctx: Context, workspace: Workspace, follow: bool) -> int:

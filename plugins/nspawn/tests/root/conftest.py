@@ -2,9 +2,13 @@
 as PID 1), ws's real image, the real sandbox network, the ws CLI.
 
 ``nsenv``: one ws configuration for the session (own state dir under /var/tmp, own bridge and 10.214.X.0/24
-subnet, a generated user key pair, ws's image and its unpacked nspawn base from the shared test cache); its
-finalizer destroys every
+subnet, a generated user key pair, ws's image from the shared test cache); its finalizer destroys every
 workspace it declared and fails if any process, veth, mount or id range claim of them is left.
+
+The unpacked nspawn base is the session's own (``<state dir>/nspawn/bases``), not shared: ``ws destroy`` and
+``ws up`` remove the bases that no boot of *their* state dir uses, so a base shared between concurrent
+sessions would be deleted under the other session's running containers. Sharing saved nothing either: the
+session's last ``ws destroy`` removes the base, so every session unpacks its own (a few seconds).
 """
 
 from __future__ import annotations
@@ -147,9 +151,6 @@ def nsenv(ws_image):
     root = Path(f"/var/tmp/wsn-test-{token}")
     root.mkdir(mode=0o755)
     (root / "images").symlink_to(TEST_STATE / "images")
-    (TEST_STATE / "nspawn-bases").mkdir(exist_ok=True)
-    (root / "nspawn").mkdir()
-    (root / "nspawn" / "bases").symlink_to(TEST_STATE / "nspawn-bases")  # unpacked once for every session
     key = root / "id_user"
     try:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ws-test", "-f", str(key)], check=True)
