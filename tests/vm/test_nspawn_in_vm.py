@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from ws_testing.ws_config import nspawn_config_head
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 # Slow under TCG: unpacking the 600 MB image over 9p and booting a container in the emulated VM take minutes.
@@ -17,23 +18,12 @@ pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 STATE = "/var/lib/wst-nspawn"
 CONFIG = "/etc/ws/nspawn-test.toml"
 NAME = "vmn"
-TOML = f"""state_dir = "{STATE}"
-[user]
-name = "wsuser"
-uid = 1234
-gid = 1234
-authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8b3e1N9aV5aBv3d1OBh2D5wXx8pC2TbQvC8mU7m0b ws-test"]
-[network]
-bridge = "wstnbr"
-subnet = "10.215.0.0/24"
-upstream = "eth0"  # the VM's user-mode NIC: restrict=on, nothing leaves the VM
-[nix]
-inherit_host = false
-[nspawn]
-ready_timeout = 600.0
-[workspaces.{NAME}]
+TOML = (
+    nspawn_config_head(STATE, "wstnbr", "10.215.0.0/24")
+    + f"""[workspaces.{NAME}]
 type = "nspawn"
 """
+)
 
 
 def ws(vm, *args: str, timeout: float = 600) -> str:

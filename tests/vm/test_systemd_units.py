@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from ws_testing.ws_config import nspawn_config_head
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(2400)]  # three container boots and two stops under TCG
 
@@ -42,22 +43,10 @@ the backstop's time measured in the same run (0.3-1.7 s against 7-13 s measured)
 
 
 def configuration(wa_autostart: bool = True, wb_cpus: str = "") -> str:
-    return f"""state_dir = "{STATE}"
-[user]
-name = "wsuser"
-uid = 1234
-gid = 1234
-authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8b3e1N9aV5aBv3d1OBh2D5wXx8pC2TbQvC8mU7m0b ws-test"]
-[network]
-bridge = "{BRIDGE}"
-subnet = "10.216.0.0/24"
-upstream = "eth0"  # the VM's user-mode NIC: restrict=on, nothing leaves the VM
-[nix]
-inherit_host = false
-[nspawn]
-ready_timeout = 600.0
-stop_timeout = 300.0  # a guest's poweroff under TCG on a loaded host
-[workspaces.wa]
+    head = nspawn_config_head(STATE, BRIDGE, "10.216.0.0/24", "stop_timeout = 300.0  # a guest's poweroff under TCG")
+    return (
+        head
+        + f"""[workspaces.wa]
 type = "nspawn"
 autostart = {str(wa_autostart).lower()}
 [workspaces.wb]
@@ -67,6 +56,7 @@ autostart = true
 [workspaces.wc]
 type = "nspawn"
 """
+    )
 
 
 FLUSHING_RULESET = """#!/usr/sbin/nft -f

@@ -120,6 +120,13 @@ class Outcome:
     results: tuple[tuple[str, str, str], ...]
     """(workspace, what was done, state after) for every workspace apply acted on."""
 
+    @property
+    def changed(self) -> bool:
+        """Whether apply changed anything: a second apply right after the first must say False."""
+        return any(changes for _name, changes in self.network_changes) or any(
+            action != "unchanged" for _name, action, _state in self.results
+        )
+
 
 def apply(ctx: Context, run_in_parallel, *, prune: bool = False) -> Outcome:
     """Carry out the plan: networks first (no workspace lock held), then the workspaces (in parallel,

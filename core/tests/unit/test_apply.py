@@ -96,7 +96,9 @@ def test_an_unchanged_host_is_left_alone(ws, state_dir) -> None:
         "alpha: unchanged, running",
         "beta: unchanged, running",
         "gamma: left as it is (not autostart; absent)",
+        "nothing changed: the host already matched the configuration",
     ]
+    assert json.loads(ws("apply", "--json"))["changed"] is False
     assert {c[2] for c in fake_backends.calls(state_dir)[before:]} <= {"status", "network_attach"}
 
 
@@ -200,6 +202,7 @@ def test_json_of_apply_says_what_was_done(ws) -> None:
     ]
     assert done["network_changes"] == [{"name": "fakenet", "changes": ["fakenet up"]}]
     assert done["units"] is None
+    assert done["changed"] is True
 
 
 def test_autostart_is_not_part_of_the_fingerprint(ws) -> None:

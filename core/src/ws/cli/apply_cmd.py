@@ -49,10 +49,13 @@ def apply(ctx: Context, dry_run: bool, prune: bool, as_json: bool) -> None:
         return
     outcome = reconcile.apply(ctx, in_parallel, prune=prune)
     units = _refresh_units(ctx, dry_run=False)
+    changed = outcome.changed or bool(units and (units["written"] or units["removed"]))
     if as_json:
         done = [{"name": name, "action": action, "state": state} for name, action, state in outcome.results]
         networks = [{"name": name, "changes": list(changes)} for name, changes in outcome.network_changes]
-        print_json({**outcome.plan.to_json(), "done": done, "network_changes": networks, "units": units})
+        print_json(
+            {**outcome.plan.to_json(), "done": done, "network_changes": networks, "units": units, "changed": changed}
+        )
         return
     for name, changes in outcome.network_changes:
         click.echo(f"network {name}: {'; '.join(changes) if changes else 'up (no changes)'}")
@@ -62,6 +65,8 @@ def apply(ctx: Context, dry_run: bool, prune: bool, as_json: bool) -> None:
         if step.action in ("leave", "orphan"):
             click.echo(f"{step.name}: {WHAT[step.action]} ({', '.join(step.reasons)}; {step.state})")
     _print_units(units)
+    if not changed:
+        click.echo("nothing changed: the host already matched the configuration")
 
 
 def _print_plan(the_plan: ApplyPlan, units: dict | None) -> None:

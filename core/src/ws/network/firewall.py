@@ -179,13 +179,14 @@ def apply(script: str) -> None:
     _nft(["-f", "-"], stdin=script)
 
 
-def listing(table: str) -> str | None:
-    """ws's two tables as nft lists them, or None when either does not exist.
+def listing(table: str, families: tuple[str, ...] = FAMILIES) -> str | None:
+    """ws's tables named ``table`` (by default its two, ``inet`` and ``bridge``) as nft lists them, or None
+    when one of them does not exist; another failure of nft is an error.
 
     One ``nft list`` per table: nft 1.0.6 fails a second ``list table`` of the same name in one ``-f`` script.
     """
     texts = []
-    for family in FAMILIES:
+    for family in families:
         result = run([NFT, "list", "table", family, table])
         if result.returncode != 0:
             if "No such file or directory" in result.stderr:

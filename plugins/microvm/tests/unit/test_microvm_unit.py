@@ -9,13 +9,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import ws_plugin_microvm.plugin as plugin
 from ws.identity import mac_address, vsock_cid
 from ws.plugins import PluginManager
 from ws.provision import Bundle, IdMap, LoginUser
 from ws.types import ProvisionFile
 from ws_plugin_microvm import delivery
 from ws_plugin_microvm.hypervisor import Share, VmSpec
+from ws_plugin_microvm.plugin import plugin
 from ws_plugin_microvm.qemu import SANDBOX, Qemu, supports_microvm
 
 

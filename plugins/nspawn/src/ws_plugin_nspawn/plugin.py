@@ -1,7 +1,7 @@
-"""The hook implementations of ws-plugin-nspawn (entry point ``nspawn`` in group ``ws``).
+"""The plugin object of ws-plugin-nspawn (entry point ``nspawn`` in group ``ws``, target ``plugin``).
 
 Imported on every ``ws`` invocation, so this module only imports ws's light modules; the backend code is
-imported inside the hooks.
+imported inside the hooks (core's :class:`~ws.backend_plugin.BackendPlugin` forwards them to it).
 """
 
 from __future__ import annotations
@@ -9,88 +9,37 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ws import hookimpl
+from ws.backend_plugin import BackendPlugin
 
 if TYPE_CHECKING:
-    from ws.api import Context, CreateRequest, DoctorCheck, NetnsRef, Workspace, WorkspaceStatus, WorkspaceType
+    from ws.api import Context, Workspace, WorkspaceType
 
 
-@hookimpl
-def ws_workspace_types() -> list[WorkspaceType]:
-    """Addresses .50-.89 as in the original. The host end of the veth is named by nspawn itself, ``vb-NAME``
-    for a veth on a bridge (the original's ``ve-NAME`` is nspawn's name without a bridge), so names are at most
-    12 characters."""
-    from ws.types import WorkspaceType
+class NspawnPlugin(BackendPlugin):
+    package = "ws_plugin_nspawn"
 
-    return [
-        WorkspaceType(
-            name="nspawn",
-            description="ephemeral unprivileged systemd-nspawn container over a shared read-only base",
-            aliases=("container",),
-            ip_range=(50, 89),
-            interface_prefix="vb-",
-            options_model="ws_plugin_nspawn.settings:NspawnSettings",
-        )
-    ]
+    @hookimpl
+    def ws_workspace_types(self) -> list[WorkspaceType]:
+        """Addresses .50-.89 as in the original. The host end of the veth is named by nspawn itself,
+        ``vb-NAME`` for a veth on a bridge (the original's ``ve-NAME`` is nspawn's name without a bridge), so
+        names are at most 12 characters."""
+        from ws.types import WorkspaceType
 
+        return [
+            WorkspaceType(
+                name="nspawn",
+                description="ephemeral unprivileged systemd-nspawn container over a shared read-only base",
+                aliases=("container",),
+                ip_range=(50, 89),
+                interface_prefix="vb-",
+                options_model="ws_plugin_nspawn.settings:NspawnSettings",
+            )
+        ]
 
-@hookimpl
-def ws_create(workspace: Workspace, request: CreateRequest, ctx: Context) -> None:
-    from ws_plugin_nspawn import backend
-
-    backend.create(ctx, workspace, request)
-
-
-@hookimpl
-def ws_start(workspace: Workspace, handle: object | None, ctx: Context) -> None:
-    from ws_plugin_nspawn import backend
-
-    backend.start(ctx, workspace)
+    @hookimpl
+    def ws_start(self, workspace: Workspace, ctx: Context) -> None:
+        """No handle: ``create`` wrote what ``start`` needs into the machine's record."""
+        self.module("backend").start(ctx, workspace)
 
 
-@hookimpl
-def ws_stop(workspace: Workspace, ctx: Context) -> None:
-    from ws_plugin_nspawn import backend
-
-    backend.stop(ctx, workspace)
-
-
-@hookimpl
-def ws_destroy(workspace: Workspace, ctx: Context, purge: bool) -> None:
-    from ws_plugin_nspawn import backend
-
-    backend.destroy(ctx, workspace)
-
-
-@hookimpl
-def ws_status(workspace: Workspace, ctx: Context) -> WorkspaceStatus:
-    from ws_plugin_nspawn import backend
-
-    return backend.status(ctx, workspace)
-
-
-@hookimpl
-def ws_exec(workspace: Workspace, ctx: Context, command: list[str], interactive: bool) -> int:
-    from ws_plugin_nspawn import access
-
-    return access.exec_command(ctx, workspace, command, interactive)
-
-
-@hookimpl
-def ws_logs(workspace: Workspace, ctx: Context, follow: bool) -> int:
-    from ws_plugin_nspawn import access
-
-    return access.logs(ctx, workspace, follow)
-
-
-@hookimpl
-def ws_instance_netns(workspace: Workspace, ctx: Context) -> NetnsRef | None:
-    from ws_plugin_nspawn import backend
-
-    return backend.netns(ctx, workspace)
-
-
-@hookimpl
-def ws_doctor_checks(ctx: Context) -> list[DoctorCheck]:
-    from ws_plugin_nspawn import doctor
-
-    return doctor.checks(ctx)
+plugin = NspawnPlugin()

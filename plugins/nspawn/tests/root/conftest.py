@@ -4,6 +4,7 @@ as PID 1), ws's real image, the real sandbox network, the ws CLI.
 ``nsenv``: one ws configuration for the session (own state dir under /var/tmp, own bridge and 10.214.X.0/24
 subnet, a generated user key pair, ws's image from the shared test cache); its finalizer destroys every
 workspace it declared and fails if any process, veth, mount or id range claim of them is left.
+``nsenv_of(bases)`` opens another such environment, for a module that needs a configuration of its own.
 
 The unpacked nspawn base is the session's own (``<state dir>/nspawn/bases``), not shared: ``ws destroy`` and
 ``ws up`` remove the bases that no boot of *their* state dir uses, so a base shared between concurrent
@@ -13,12 +14,14 @@ session's last ``ws destroy`` removes the base, so every session unpacks its own
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +45,8 @@ class NsEnv:
     extra_config: str = ""
     workspace_keys: dict[str, list[str]] = field(default_factory=dict)
     """More ``key = value`` lines of a workspace's table, by workspace name."""
+    removed: set[str] = field(default_factory=set)
+    """Declared workspaces left out of the configuration file (until the teardown)."""
 
     user: str = USER
     uid: int = UID
@@ -122,7 +127,7 @@ class NsEnv:
             "[nix]",
             "inherit_host = false",
         ]
-        for name in self.names:
+        for name in (name for name in self.names if name not in self.removed):
             lines += [f"[workspaces.{name}]", 'type = "nspawn"', *self.workspace_keys.get(name, [])]
         self.config.write_text("\n".join(lines) + "\n" + self.extra_config)
 
@@ -147,6 +152,19 @@ def ws_image():
 
 @pytest.fixture(scope="session")
 def nsenv(ws_image):
+    with environment(WORKSPACES) as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def nsenv_of(ws_image):
+    """``nsenv_of(bases)``: a context manager opening an environment of its own for a module whose tests need
+    a configuration of their own (workspace names ``base + token``)."""
+    return environment
+
+
+@contextlib.contextmanager
+def environment(bases: tuple[str, ...]) -> Iterator[NsEnv]:
     token = secrets.token_hex(2)
     root = Path(f"/var/tmp/wsn-test-{token}")
     root.mkdir(mode=0o755)
@@ -165,7 +183,7 @@ def nsenv(ws_image):
         subnet_prefix=subnet_prefix,
         user_key=key,
         token=token,
-        names=[f"{base}{token}" for base in WORKSPACES],
+        names=[f"{base}{token}" for base in bases],
     )
     env.write_config()
     try:
@@ -186,6 +204,7 @@ def _free_subnet() -> str:
 def _teardown(env: NsEnv) -> None:
     """Destroy what the session made; fail if anything of ours survives ``ws destroy``."""
     env.extra_config = ""
+    env.removed.clear()
     env.write_config()
     for name in env.names:
         env.ws("destroy", name, "--purge", "--yes", check=False)

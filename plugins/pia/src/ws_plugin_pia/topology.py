@@ -73,10 +73,10 @@ def ensure_host(layout: Layout, state_dir: Path) -> list[str]:
 
 def ensure_table(table: str, script: str) -> list[str]:
     """Apply ``script`` unless the ``inet`` table already carries its fingerprint (in the table's comment).
-    The plugin's tables are ``inet`` only (core's :func:`ws.network.firewall.listing` wants a bridge table too)."""
+    The plugin's tables are ``inet`` only."""
     mark = f"ws:{firewall.fingerprint(script)[:16]}"
-    listing = firewall.run([firewall.NFT, "list", "table", "inet", table])
-    if listing.returncode == 0 and mark in listing.stdout:
+    listing = firewall.listing(table, families=("inet",))
+    if listing is not None and mark in listing:
         return []
     firewall.apply(script.replace('\tcomment "', f'\tcomment "{mark} ', 1))
     return [f"applied nftables table inet {table}"]
