@@ -175,7 +175,7 @@ def test_leak_scenarios(vpn_vm, scenario: str) -> None:
     assert_no_leak(vm, f"{scenario}, during the repair")
 
 
-def test_renewal_swaps_in_place_and_down_cuts_off(vpn_vm) -> None:
+def test_renewal_swaps_in_place(vpn_vm) -> None:
     vm = vpn_vm
     tunnel_works(vm)
     before = session(vm)
@@ -199,16 +199,35 @@ def test_renewal_swaps_in_place_and_down_cuts_off(vpn_vm) -> None:
     assert result.status == 0 and all(check["ok"] for check in checks.values()), checks
     tunnel_works(vm)
 
+
+def test_network_down_cuts_off(vpn_vm) -> None:
+    """``ws network down vpn`` under a running service workspace: no way out is left; then ``ws up`` of that
+    workspace brings the network back (also when an assertion failed, so the next tests find it up)."""
+    vm = vpn_vm
+    tunnel_works(vm)
+    key = session(vm)["public_key"]
     reset_counters(vm)
-    down = json.loads(ws(vm, "network", "down", "vpn", "--json", timeout=600))
-    assert down[0]["changes"][0] == "stopped the vpn agent", down  # core stops the agent before the owner's down
-    assert vm.succeed(f"systemctl is-active {AGENT_UNIT} || true").strip() != "active"
-    seen = try_out(vm)
-    assert seen == {"web": "BLOCKED", "outside_dns": "FAILED", "uplink": "BLOCKED"}, seen
-    assert_no_leak(vm, "ws network down vpn")
-    # `ws up` of the running workspace brings the network back and puts its port on the new bridge
-    ws(vm, "up", SVC, timeout=900)
-    assert vm.succeed(f"cat /sys/class/net/{SVC_INTERFACE}/master/uevent | grep INTERFACE=").strip().endswith("br-vpn")
+    try:
+        down = json.loads(ws(vm, "network", "down", "vpn", "--json", timeout=600))
+        assert down[0]["changes"][0] == "stopped the vpn agent", down  # core stops the agent before the owner's down
+        assert vm.succeed(f"systemctl is-active {AGENT_UNIT} || true").strip() != "active"
+        seen = try_out(vm)
+        assert seen == {"web": "BLOCKED", "outside_dns": "FAILED", "uplink": "BLOCKED"}, seen
+        assert_no_leak(vm, "ws network down vpn")
+        # the server still sending to the gone tunnel (its keepalive, every second here) gets the host
+        # kernel's "port unreachable", which the world counts apart from leaks (ws_testing.pia_world)
+        vm.succeed(f"{IN_WORLD} wg set pwg0 peer {key} persistent-keepalive 1")
+        try:
+            unreachable = f"{IN_WORLD} nft list counter netdev count host_unreachable | grep -q 'packets [1-9]'"
+            vm.wait_until_succeeds(unreachable, 60)
+        finally:
+            vm.succeed(f"{IN_WORLD} wg set pwg0 peer {key} persistent-keepalive 0")
+        assert_no_leak(vm, "the server's keepalive after ws network down vpn")
+    finally:
+        # `ws up` of the running workspace brings the network back and puts its port on the new bridge
+        ws(vm, "up", SVC, timeout=900)
+    bridge = vm.succeed(f"cat /sys/class/net/{SVC_INTERFACE}/master/uevent | grep INTERFACE=").strip()
+    assert bridge.endswith("br-vpn"), bridge
     tunnel_works(vm)
 
 

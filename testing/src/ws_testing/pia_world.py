@@ -5,7 +5,11 @@ VM's default route): part 1's fake PIA service (``fake_pia.py`` as a program) on
 WireGuard peer ``pwg0`` to which addKey adds the client's key, and behind it, reachable only through the tunnel,
 a resolver (10.0.0.243) and a web endpoint (192.88.99.80:8080) that answers with the caller's address. An outside
 resolver (203.0.113.53) answers directly on the uplink. Counters at the uplink's ingress, inside the world
-(so no rule of the host can hide a packet), count what leaves the host outside the tunnel.
+(so no rule of the host can hide a packet), count what leaves the host outside the tunnel; each such packet is
+also logged to the VM's kernel log (``wst-other:``), so a failure says what it was. One thing is counted apart:
+the host kernel's "port unreachable" to the WireGuard server. Once the tunnel is gone, a packet the server still
+sends (WireGuard's keepalive, 10 s after the last data it received) finds no socket on the host, which answers
+with that ICMP error: the host's reply to the server, carrying nothing of the workspace's.
 
 The service workspace ``svc`` is an nspawn workspace on the ``vpn`` network (ws's image shared from the host,
 :mod:`ws_testing.ws_image`); probes run in its network namespace (:data:`IN_SVC`: the VM's python and
@@ -61,6 +65,7 @@ ip link add wsup0 type veth peer name up0 netns {WORLD}
 sysctl -qw net.ipv6.conf.wsup0.disable_ipv6=1
 ip addr add {UPLINK_HOST}/24 dev wsup0; ip link set wsup0 up
 ip netns exec {WORLD} sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+sysctl -qw net.netfilter.nf_log_all_netns=1  # the world's log rule below writes to the VM's kernel log
 for a in {UPLINK_WORLD} {API} {WG_SERVER} {META} {OUTSIDE_DNS}; do ip -n {WORLD} addr add $a/24 dev up0; done
 ip -n {WORLD} link set up0 up
 ip route replace default via {UPLINK_WORLD} dev wsup0
@@ -79,6 +84,7 @@ table netdev count {{
     counter from_vpn {{}}
     counter to_hidden {{}}
     counter other {{}}
+    counter host_unreachable {{}}
     counter wireguard {{}}
     chain uplink {{
         type filter hook ingress device "up0" priority 0; policy accept;
@@ -86,7 +92,9 @@ table netdev count {{
         ip daddr {{ 10.0.0.0/8, {WEB}, {OUTSIDE_DNS} }} counter name "to_hidden"
         meta protocol ip udp dport 1337 counter name "wireguard" accept
         meta protocol ip tcp dport {{ 443, 1337 }} ip daddr {{ {API}, {WG_SERVER} }} accept
-        meta protocol {{ ip, ip6 }} counter name "other"
+        ip saddr {UPLINK_HOST} ip daddr {WG_SERVER} icmp type destination-unreachable counter name "host_unreachable" \
+            accept
+        meta protocol {{ ip, ip6 }} counter name "other" log prefix "wst-other: "
     }}
 }}
 NFT
@@ -174,7 +182,9 @@ def reset_counters(vm) -> None:
 def assert_no_leak(vm, scenario: str) -> None:
     seen = counters(vm)
     leaks = {name: seen[name] for name in ("from_vpn", "to_hidden", "other") if seen[name]}
-    assert not leaks, f"{scenario}: packets left the VM's uplink outside the tunnel: {leaks}"
+    if leaks:
+        logged = vm.execute("dmesg | grep 'wst-other: ' | tail -n 5").stdout
+        raise AssertionError(f"{scenario}: packets left the VM's uplink outside the tunnel: {leaks}\n{logged}")
 
 
 def try_out(vm) -> dict[str, str]:
