@@ -9,10 +9,13 @@
 4. Disk used under ``<state_dir>/nspawn`` (base plus overlay upper directories) with eight running against one.
 
 Goals: ws up <= 1.2x the raw boot; eight at once >= 1.5x faster; eight workspaces <= 1.3x the disk of one.
+``--compare OTHER_WS`` times another checkout's ``ws up`` (main's, for "before") in the same runs as 1., taking
+turns with this one, against the same raw boots: a loaded host moves both alike.
 Needs root; uses ws's cached image (``--images``, default the test cache) and its own state dir, bridge and
 10.216.X.0/24 subnet, removed at the end.
 
     sudo .venv/bin/python benchmarks/nspawn_up.py [--runs 7] [--ws /other/checkout/.venv/bin/ws]
+        [--compare /main/checkout/.venv/bin/ws]
 """
 
 from __future__ import annotations
@@ -49,12 +52,13 @@ class Bench:
         os.environ.update(WS_CONFIG=str(self.root / "ws.toml"), WS_PLUGINS="nspawn")  # also for fresh_tree
         self.env = dict(os.environ)
 
-    def ws(self, *args: str) -> None:
-        subprocess.run([WS, *args], check=True, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def ws(self, *args: str, program: str | None = None) -> None:
+        argv = [program or WS, *args]
+        subprocess.run(argv, check=True, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def timed_ws(self, *args: str) -> float:
+    def timed_ws(self, *args: str, program: str | None = None) -> float:
         start = time.perf_counter()
-        self.ws(*args)
+        self.ws(*args, program=program)
         return time.perf_counter() - start
 
     def ip(self, name: str) -> str:
@@ -130,20 +134,29 @@ def raw_boot(bench: Bench, ip: str) -> float:
     return elapsed
 
 
-def up_against_raw(bench: Bench, runs: int) -> tuple[list[float], list[float]]:
+def up_against_raw(bench: Bench, runs: int, compare: str | None) -> tuple[list[float], list[float], list[float]]:
+    """Per run: a raw boot, then ``ws up`` (and the compared ws's, taking turns which goes first), each
+    from absent."""
     ip = bench.ip("bench")
     bench.ws("up", "bench")  # unpacks the base, brings the network up
-    ws_times, raw_times = [], []
+    ws_times, raw_times, compared_times = [], [], []
     for run in range(runs):
         bench.ws("down", "bench")
         raw = raw_boot(bench, ip)
-        bench.ws("down", "bench")  # removes the raw boot's tree
-        subprocess.run(["sync"], check=True)
-        ws_time = bench.timed_ws("up", "bench")
+        times = {}
+        for program in (WS, compare)[:: 1 if run % 2 == 0 else -1]:
+            if program is not None:
+                bench.ws("down", "bench")  # removes the raw boot's tree, or the other ws's boot
+                subprocess.run(["sync"], check=True)
+                times[program] = bench.timed_ws("up", "bench", program=program)
         raw_times.append(raw)
-        ws_times.append(ws_time)
-        print(f"  run {run + 1}: raw nspawn {raw:.2f} s, ws up {ws_time:.2f} s", file=sys.stderr)
-    return ws_times, raw_times
+        ws_times.append(times[WS])
+        line = f"  run {run + 1}: raw nspawn {raw:.2f} s, ws up {times[WS]:.2f} s"
+        if compare is not None:
+            compared_times.append(times[compare])
+            line += f", compared ws up {times[compare]:.2f} s"
+        print(line, file=sys.stderr)
+    return ws_times, raw_times, compared_times
 
 
 def main() -> int:
@@ -152,6 +165,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--images", type=Path, default=Path("/var/tmp/ws-test-state/images"))
     parser.add_argument("--ws", default=WS, help="the ws program to time (default: this venv's)")
+    parser.add_argument("--compare", metavar="WS", help="another ws program timed in the same runs of ws up")
     args = parser.parse_args()
     WS = args.ws
     if os.geteuid() != 0:
@@ -159,7 +173,7 @@ def main() -> int:
         return 2
     bench = Bench(args.images)
     try:
-        ws_times, raw_times = up_against_raw(bench, args.runs)
+        ws_times, raw_times, compared_times = up_against_raw(bench, args.runs, args.compare)
         recreate = [bench.timed_ws("up", "--recreate", "bench") for _ in range(args.runs)]
         one_disk = bench.disk()
         bench.ws("down", "bench")
@@ -177,6 +191,10 @@ def main() -> int:
         print(
             f"  ws up (absent -> ssh-ready)                   {ws_up:6.2f} s   ratio {ws_up / raw:.2f}x (goal <= 1.2)"
         )
+        if compared_times:
+            compared = statistics.median(compared_times)
+            print(f"  compared ws up ({args.compare})")
+            print(f"                                                {compared:6.2f} s   ratio {compared / raw:.2f}x")
         print(f"  ws up --recreate of a running workspace       {statistics.median(recreate):6.2f} s")
         print("eight workspaces until usable:")
         print(f"  one after another  {sequential:6.2f} s")

@@ -53,7 +53,13 @@ def _wait_for(predicate, timeout=5.0):
 def test_service_runs_detached_in_its_own_session_with_a_clean_environment(supervisor, tmp_path, monkeypatch):
     monkeypatch.setenv("WS_TEST_SECRET", "hunter2")
     spec = _spec(tmp_path, "echo out; echo err >&2; exec sleep 60", environment={"GREETING": "hello"})
-    pid = supervisor.start(spec)
+    opened = os.open(os.devnull, os.O_RDONLY)
+    passed_on = os.dup2(opened, 90)  # inheritable, as what ws's own parent may pass on
+    os.close(opened)
+    try:
+        pid = supervisor.start(spec)
+    finally:
+        os.close(passed_on)
 
     status = supervisor.status(spec.name)
     assert status.running and status.pid == pid
@@ -67,6 +73,7 @@ def test_service_runs_detached_in_its_own_session_with_a_clean_environment(super
     )
     assert environ["GREETING"] == "hello"
     assert set(environ) <= {"PATH", "GREETING", "PWD"}  # PWD: set by sh itself
+    assert "90" not in os.listdir(f"/proc/{pid}/fd")  # only what the service is given
     assert _wait_for(lambda: supervisor.logs(spec.name) == "out\nerr\n")
     assert oct(spec.log_file.stat().st_mode & 0o777) == "0o600"
 

@@ -184,10 +184,11 @@ def listing(table: str, families: tuple[str, ...] = FAMILIES) -> str | None:
     when one of them does not exist; another failure of nft is an error.
 
     One ``nft list`` per table: nft 1.0.6 fails a second ``list table`` of the same name in one ``-f`` script.
+    They run at once: every ``ws up`` waits for this check before its guests start.
     """
     texts = []
-    for family in families:
-        result = run([NFT, "list", "table", family, table])
+    results = run_all([[NFT, "list", "table", family, table] for family in families])
+    for family, result in zip(families, results, strict=True):
         if result.returncode != 0:
             if "No such file or directory" in result.stderr:
                 return None
@@ -238,3 +239,19 @@ def run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProces
         return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise WsError("the nft command is missing; install the nftables package") from None
+
+
+def run_all(argvs: list[list[str]]) -> list[subprocess.CompletedProcess]:
+    """Run the read-only commands at the same time; their results in the same order."""
+    processes: list[subprocess.Popen] = []
+    try:
+        for argv in argvs:
+            pipe = subprocess.PIPE
+            processes.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe, text=True))
+    except FileNotFoundError:
+        raise WsError("the nft command is missing; install the nftables package") from None
+    finally:
+        outputs = [process.communicate() for process in processes]  # none left unreaped, whatever happened
+    return [
+        subprocess.CompletedProcess(p.args, p.returncode, *output) for p, output in zip(processes, outputs, strict=True)
+    ]

@@ -14,16 +14,14 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from ws.supervise import ServiceSpec, ServiceStatus, SupervisorError, cgroups
+from ws.supervise.launch import Launch, LaunchError, launch
 from ws.supervise.procfs import is_same_process, open_pidfd, signal_pidfd, wait_pidfd
 
 CHILD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-LAUNCHER = Path(__file__).with_name("launch.py")
 KILL_WAIT = 10.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 
@@ -48,42 +46,29 @@ class DetachedSupervisor:
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         spec.log_file.parent.mkdir(parents=True, exist_ok=True)
         folders, limits = cgroups.create(spec.name, spec.cpus, spec.memory_mib)
-        request = {
-            "argv": [program, *spec.argv[1:]],
-            "cgroups": [str(path) for path in folders],
-            "environment": environment,
+        record = {
+            "name": spec.name,
             "log_file": str(spec.log_file),
-            "record_file": str(record_file),
-            "record": {
-                "name": spec.name,
-                "log_file": str(spec.log_file),
-                "stop_signal": int(spec.stop_signal),
-                "stop_timeout": spec.stop_timeout,
-                "started_at": time.time(),
-                "limits": limits,
-            },
+            "stop_signal": int(spec.stop_signal),
+            "stop_timeout": spec.stop_timeout,
+            "started_at": time.time(),
+            "limits": limits,
+            "cgroups": [str(path) for path in folders],
         }
-        request["record"]["cgroups"] = request["cgroups"]
-        launched = subprocess.run(
-            [sys.executable, "-I", "-S", str(LAUNCHER)],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            start_new_session=True,
-            env={"PATH": CHILD_PATH},
-            check=False,
+        request = Launch(
+            argv=[program, *spec.argv[1:]],
+            environment=environment,
+            log_file=str(spec.log_file),
+            cgroups=record["cgroups"],
+            record_file=str(record_file),
+            record=record,
         )
         try:
-            answer = json.loads(launched.stdout)
-        except ValueError:
-            raise SupervisorError(
-                f"cannot start {spec.name}: the launcher failed ({launched.stderr.strip() or launched.returncode})"
-            ) from None
-        if "error" in answer:
-            for cgroup in request["cgroups"]:
-                cgroups.remove(Path(cgroup))
-            raise SupervisorError(f"cannot start {spec.name}: {answer['error']}")
-        return int(answer["pid"])
+            return launch(request)
+        except LaunchError as exc:
+            for cgroup in folders:
+                cgroups.remove(cgroup)
+            raise SupervisorError(f"cannot start {spec.name}: {exc}") from None
 
     def stop(self, name: str, timeout: float | None = None) -> bool:
         record = self._read(name)
