@@ -424,3 +424,35 @@ def test_a_bridge_left_by_a_state_directory_that_is_gone_is_taken_over(topo: Top
     assert f"took over bridge {BRIDGE} from {topo.tmp / 'state'} (that state directory has no network)" in changes
     assert topo.ws_json("status")["bridge"]["state_dir"] == str(topo.tmp / "state2")
     topo.ws("down")
+
+
+def test_pinned_neighbours_survive_a_port_joining_the_bridge(topo: Topology) -> None:
+    """A bridge left to itself takes its lowest port's MAC, and the kernel flushes a device's neighbour
+    entries, permanent ones included, whenever its MAC changes: a port joining would drop ws's pinned ARP
+    entries. ws fixes the bridge's MAC, so the pins stay."""
+    topo.ws("up")
+    mac = topo.exec("h", "cat", f"/sys/class/net/{BRIDGE}/address").stdout.strip()
+    pins = {CLIENT_ADDR: "02:00:00:00:00:10"}
+    topo.exec(
+        "h", sys.executable, "-c", f"from ws.network import failsafe; failsafe.ensure({BRIDGE!r}, [], True, {pins})"
+    )
+    sh(
+        "ip",
+        "-n",
+        topo.host,
+        "link",
+        "add",
+        "wstlow",
+        "address",
+        "00:00:00:00:00:01",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "wstlow1",
+    )
+    sh("ip", "-n", topo.host, "link", "set", "wstlow", "master", BRIDGE, "up")
+    assert "PERMANENT" in topo.exec("h", "ip", "neigh", "show", CLIENT_ADDR, "dev", BRIDGE).stdout
+    assert topo.exec("h", "cat", f"/sys/class/net/{BRIDGE}/address").stdout.strip() == mac
+    assert topo.exec("h", "cat", f"/sys/class/net/{BRIDGE}/addr_assign_type").stdout.strip() == "3"  # set by hand
+    topo.ws("down")

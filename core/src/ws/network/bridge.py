@@ -31,6 +31,8 @@ FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
 PROC_ROUTE = Path("/proc/net/route")
 
 _SIOCGIFFLAGS, _SIOCGIFADDR, _SIOCGIFNETMASK = 0x8913, 0x8915, 0x891B
+_NET_ADDR_SET = "3"
+"""``addr_assign_type`` of an address set by hand: the kernel then never changes the bridge's MAC."""
 _IFF_UP = 0x1
 
 
@@ -105,7 +107,8 @@ def check_owner(name: str, state_dir: Path, *, foreign_ok: bool = False) -> None
 
 
 def probe(name: str, interface: ipaddress.IPv4Interface, state_dir: Path) -> bool:
-    """Cheap yes/no: is this configuration's bridge there, up, with ``interface`` as its primary address?
+    """Cheap yes/no: is this configuration's bridge there, up, with its fixed MAC and ``interface`` as its
+    primary address?
 
     Uses sysfs and two ioctls instead of netlink because importing pyroute2 alone costs about a quarter
     of a second, and this check runs on every ``ws up``. A False answer sends the caller to :func:`ensure`.
@@ -113,6 +116,8 @@ def probe(name: str, interface: ipaddress.IPv4Interface, state_dir: Path) -> boo
     base = SYSFS_NET / name
     try:
         if not (base / "bridge").is_dir() or (base / "ifalias").read_text().strip() != owner_alias(state_dir):
+            return False
+        if not _mac_fixed(name):
             return False
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             flags = struct.unpack_from("H", _ifreq(sock, _SIOCGIFFLAGS, name), 16)[0]
@@ -140,6 +145,24 @@ def _ipv6_off(name: str, write: bool) -> bool:
             (folder / key).write_text(value + "\n")
             done = False
     return done
+
+
+def fixed_mac(name: str) -> str:
+    """The bridge's own MAC, locally administered and derived from its name.
+
+    Left to itself a bridge takes the lowest MAC among its ports, so a workspace's port joining or leaving
+    can change it, and every change of a device's MAC makes the kernel flush that device's neighbour
+    entries, the permanent ones included: the pinned ARP entries (:mod:`ws.network.failsafe`) would be gone
+    until ws next converges. A MAC set by hand is never changed by the kernel.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).digest()
+    return ":".join(f"{byte:02x}" for byte in (0x02, *digest[:5]))
+
+
+def _mac_fixed(name: str) -> bool:
+    return (SYSFS_NET / name / "addr_assign_type").read_text().strip() == _NET_ADDR_SET
 
 
 def _ifreq(sock: socket.socket, request: int, name: str) -> bytes:
@@ -208,6 +231,9 @@ def ensure(name: str, interface: ipaddress.IPv4Interface, state_dir: Path) -> li
         if wanted not in state.addresses:
             ipr.addr("add", index=index, address=str(interface.ip), prefixlen=interface.network.prefixlen)
             changes.append(f"added address {wanted} to {name}")
+        if not _mac_fixed(name):
+            ipr.link("set", index=index, address=fixed_mac(name))
+            changes.append(f"fixed the MAC address of {name}")
         if not _ipv6_off(name, write=True):
             changes.append(f"turned IPv6 and router advertisements off on {name}")
         if not state.up:

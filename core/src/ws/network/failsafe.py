@@ -10,6 +10,7 @@ re-applies the tables within a second):
 * **bridge port isolation**: workspace ports cannot send to each other, only to the host.
 * **permanent neighbour entries**: the host's ARP entry for each workspace address is the workspace's own
   MAC, so a guest answering ARP for another's address (or the host's) cannot redirect the host's traffic.
+  They last because the bridge's MAC is fixed (:func:`ws.network.bridge.fixed_mac`).
 * **no IPv6 on the bridge** (``disable_ipv6``, ``accept_ra = 0``): no link-local address and no router
   advertisements from guests (see :mod:`ws.network.bridge`).
 
