@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from ws_testing.ws_cli import WsCommands
 
 REPO = Path(__file__).resolve().parents[4]
 TEST_STATE = Path("/var/tmp/ws-test-state")
-WS = Path(sys.executable).with_name("ws")
 USER, UID = "wsuser", 1234
 
 
@@ -85,7 +85,10 @@ def incus_json(*args: str, project: str | None = None):
 
 
 @dataclass
-class WsEnv:
+class WsEnv(WsCommands):
+    plugin = "incus"
+    kept_variables = ("WS_CACHE_DIR",)
+
     root: Path
     config: Path
     bridge: str
@@ -168,23 +171,6 @@ class WsEnv:
         name = f"{base}{self.root.name[-4:]}"
         assert name in self.names, f"{base} is not declared in the test configuration"
         return name
-
-    def ws(self, *args: str, check: bool = True, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [str(WS), *args], capture_output=True, text=True, timeout=timeout, env=self.environ(), **kwargs
-        )
-        if check and result.returncode != 0:
-            pytest.fail(f"ws {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [str(WS), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.environ()
-        )
-
-    def environ(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUDO_", "WS_")) or k == "WS_CACHE_DIR"}
-        return {**env, "WS_CONFIG": str(self.config), "WS_PLUGINS": "incus"}
 
     def status(self, name: str) -> dict:
         return json.loads(self.ws("status", name, "--json").stdout)

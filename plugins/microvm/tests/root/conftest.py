@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ws_testing.ws_cli import WsCommands
 
 TEST_STATE = Path("/var/tmp/ws-test-state")
-WS = Path(sys.executable).with_name("ws")
 USER, UID = "wsuser", 1234
 BOOT_TIMEOUT = 900
 
@@ -44,28 +44,16 @@ def vm_image():
 
 
 @dataclass
-class VmEnv:
+class VmEnv(WsCommands):
+    plugin = "microvm"
+    command_timeout = BOOT_TIMEOUT
+
     root: Path
     config: Path
     bridge: str
     subnet_prefix: str
     user_key: Path
     name: str
-
-    def ws(self, *args: str, check: bool = True, timeout: float = BOOT_TIMEOUT) -> subprocess.CompletedProcess:
-        result = subprocess.run([str(WS), *args], capture_output=True, text=True, timeout=timeout, env=self.environ())
-        if check and result.returncode != 0:
-            pytest.fail(f"ws {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [str(WS), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.environ()
-        )
-
-    def environ(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUDO_", "WS_"))}
-        return {**env, "WS_CONFIG": str(self.config), "WS_PLUGINS": "microvm"}
 
     def status(self) -> dict:
         return json.loads(self.ws("status", self.name, "--json").stdout)

@@ -26,15 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from ws_testing.ws_cli import WsCommands
 
 TEST_STATE = Path("/var/tmp/ws-test-state")
-WS = Path(sys.executable).with_name("ws")
 USER, UID = "wsuser", 1234
 WORKSPACES = ("life", "crash", "par1", "par2", "par3", "par4", "lim")
 
 
 @dataclass
-class NsEnv:
+class NsEnv(WsCommands):
+    plugin = "nspawn"
+
     root: Path
     config: Path
     bridge: str
@@ -55,21 +57,6 @@ class NsEnv:
         name = f"{base}{self.token}"
         assert name in self.names, f"{base} is not declared in the test configuration"
         return name
-
-    def ws(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        result = subprocess.run([str(WS), *args], capture_output=True, text=True, timeout=timeout, env=self.environ())
-        if check and result.returncode != 0:
-            pytest.fail(f"ws {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [str(WS), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.environ()
-        )
-
-    def environ(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUDO_", "WS_"))}
-        return {**env, "WS_CONFIG": str(self.config), "WS_PLUGINS": "nspawn"}
 
     def status(self, name: str) -> dict:
         return json.loads(self.ws("status", name, "--json").stdout)
