@@ -237,7 +237,12 @@ async def _get_machine(name: str) -> Machine | None:
         if error.name in ("org.freedesktop.machine1.NoSuchMachine", "org.freedesktop.DBus.Error.ServiceUnknown"):
             return None
         raise
-    (props,) = await _call(MACHINED, path, PROPERTIES, "GetAll", "s", ["org.freedesktop.machine1.Machine"])
+    try:
+        (props,) = await _call(MACHINED, path, PROPERTIES, "GetAll", "s", ["org.freedesktop.machine1.Machine"])
+    except BusError as error:
+        if error.name == "org.freedesktop.DBus.Error.UnknownObject":
+            return None  # the machine ended between the two calls: machined dropped its object
+        raise
     return Machine(
         name=props["Name"].value,
         machine_class=props["Class"].value,
