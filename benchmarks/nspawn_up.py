@@ -101,10 +101,13 @@ class Bench:
 
 
 def _started(pid: int) -> float:
-    """A process's start, in seconds of the boot-time clock (field 22 of /proc/PID/stat, in clock ticks)."""
-    with open(f"/proc/{pid}/stat") as file:
-        fields = file.read().rsplit(")", 1)[1].split()
-    return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    """A running process's start, in seconds of the boot-time clock."""
+    from ws.supervise.procfs import start_ticks
+
+    ticks = start_ticks(pid)
+    if ticks is None:
+        raise RuntimeError(f"nspawn (pid {pid}) is gone right after ws up returned")
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def fixed_costs(bench: Bench, runs: int) -> tuple[float, float]:
